@@ -27,10 +27,10 @@ type State struct {
 	Position         string // source position text committed with Head ("" if none)
 	SourceKind       string // kind of the source that wrote Position
 	SchemaVersion    int64
-	CompactedThrough int64 // versions ≤ this may have lost superseded changes
-	TombstoneHorizon int64 // deletes ≤ this are gone; watermarks 0 < w < this get 410
-	Entries          int64 // changes stored
-	Bytes            int64 // bytes of stored change data
+	CompactedThrough int64     // versions ≤ this may have lost superseded changes
+	TombstoneHorizon int64     // deletes ≤ this are gone; watermarks 0 < w < this get 410
+	Entries          int64     // changes stored
+	Bytes            int64     // bytes of stored change data
 	HeadTime         time.Time // source commit time of Head
 }
 
