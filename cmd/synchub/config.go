@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/synchub/synchub/hub"
+)
+
+// fileConfig is hub.yaml. Every key is documented in README.md; an unknown key is an
+// error that names it. Each key can be overridden by an environment variable named
+// SYNCHUB_ followed by its path in upper case joined by "_" (source.dsn →
+// SYNCHUB_SOURCE_DSN; lists are comma-separated), and some by flags.
+type fileConfig struct {
+	Listen   string        `yaml:"listen"`
+	LogLevel string        `yaml:"log_level"`
+	Source   sourceConfig  `yaml:"source"`
+	Store    storeConfig   `yaml:"store"`
+	Ingest   ingestConfig  `yaml:"ingest"`
+	Log      changelogConf `yaml:"changelog"`
+	API      apiConfig     `yaml:"api"`
+}
+
+type sourceConfig struct {
+	Kind             string        `yaml:"kind"`
+	DSN              string        `yaml:"dsn"`
+	Tables           []string      `yaml:"tables"`
+	Slot             string        `yaml:"slot"`
+	Publication      string        `yaml:"publication"`
+	SnapshotPageRows int           `yaml:"snapshot_page_rows"`
+	StatusInterval   time.Duration `yaml:"status_interval"`
+}
+
+type storeConfig struct {
+	Kind        string `yaml:"kind"`
+	Path        string `yaml:"path"`
+	Synchronous string `yaml:"synchronous"`
+}
+
+type ingestConfig struct {
+	GroupMaxChanges int           `yaml:"group_max_changes"`
+	ReconnectMin    time.Duration `yaml:"reconnect_min"`
+	ReconnectMax    time.Duration `yaml:"reconnect_max"`
+}
+
+type changelogConf struct {
+	Retention          time.Duration `yaml:"retention"`
+	TombstoneRetention time.Duration `yaml:"tombstone_retention"`
+	CompactInterval    time.Duration `yaml:"compact_interval"`
+}
+
+type apiConfig struct {
+	MaxPageChanges int           `yaml:"max_page_changes"`
+	MaxWait        time.Duration `yaml:"max_wait"`
+}
+
+// defaultFileConfig mirrors the library defaults so README, file and code agree.
+func defaultFileConfig() fileConfig {
+	h := hub.DefaultConfig()
+	return fileConfig{
+		Listen:   h.Listen,
+		LogLevel: "info",
+		Source: sourceConfig{
+			Kind:        "postgres",
+			Slot:        "synchub",
+			Publication: "synchub",
+		},
+		Store: storeConfig{Kind: "sqlite", Path: "./data/changelog.db", Synchronous: "normal"},
+		Ingest: ingestConfig{
+			GroupMaxChanges: h.GroupMaxChanges,
+			ReconnectMin:    h.ReconnectMin,
+			ReconnectMax:    h.ReconnectMax,
+		},
+		Log: changelogConf{
+			Retention:          h.Compact.Retention,
+			TombstoneRetention: h.Compact.TombstoneRetention,
+			CompactInterval:    h.CompactInterval,
+		},
+		API: apiConfig{MaxPageChanges: h.API.MaxPageChanges, MaxWait: h.API.MaxWait},
+	}
+}
+
+// loadConfig reads path (if not empty) over the defaults, then applies environment
+// overrides from env (KEY=VALUE strings, as os.Environ returns).
+func loadConfig(path string, env []string) (fileConfig, error) {
+	cfg := defaultFileConfig()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %w (see the configuration reference in README.md)", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, env); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// envNotConfig lists SYNCHUB_ variables that are not configuration keys.
+var envNotConfig = map[string]bool{"SYNCHUB_PG_BIN": true, "SYNCHUB_EDGE_HUB": true, "SYNCHUB_EDGE_DB": true}
+
+// applyEnv overrides cfg from SYNCHUB_* variables; an unknown SYNCHUB_ variable is an
+// error naming it, so a typo never goes unnoticed.
+func applyEnv(cfg *fileConfig, env []string) error {
+	fields := map[string]reflect.Value{}
+	collectEnvFields(reflect.ValueOf(cfg).Elem(), "SYNCHUB", fields)
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, "SYNCHUB_") || envNotConfig[k] {
+			continue
+		}
+		f, ok := fields[k]
+		if !ok {
+			return fmt.Errorf("environment variable %s is not a configuration key (known: %s)", k, strings.Join(sortedKeys(fields), ", "))
+		}
+		if err := setFromString(f, v); err != nil {
+			return fmt.Errorf("environment variable %s=%q: %w", k, v, err)
+		}
+	}
+	return nil
+}
+
+func collectEnvFields(v reflect.Value, prefix string, out map[string]reflect.Value) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		f := v.Field(i)
+		if f.Kind() == reflect.Struct {
+			collectEnvFields(f, name, out)
+			continue
+		}
+		out[name] = f
+	}
+}
+
+func setFromString(f reflect.Value, s string) error {
+	switch {
+	case f.Type() == reflect.TypeOf(time.Duration(0)):
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("not a duration like 30s or 5m")
+		}
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(s)
+	case f.Kind() == reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("not an integer")
+		}
+		f.SetInt(int64(n))
+	case f.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("not true or false")
+		}
+		f.SetBool(b)
+	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		f.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("unsupported type %s", f.Type())
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]reflect.Value) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+// hubConfig turns the file configuration into the hub library's Config.
+func (c fileConfig) hubConfig() hub.Config {
+	h := hub.DefaultConfig()
+	h.Listen = c.Listen
+	h.SourceKind = c.Source.Kind
+	h.GroupMaxChanges = c.Ingest.GroupMaxChanges
+	h.ReconnectMin, h.ReconnectMax = c.Ingest.ReconnectMin, c.Ingest.ReconnectMax
+	h.Compact.Retention, h.Compact.TombstoneRetention = c.Log.Retention, c.Log.TombstoneRetention
+	h.CompactInterval = c.Log.CompactInterval
+	h.API.MaxPageChanges, h.API.MaxWait = c.API.MaxPageChanges, c.API.MaxWait
+	return h
+}
+
+// validate checks what the libraries cannot: the kinds and required keys.
+func (c fileConfig) validate() error {
+	switch c.Source.Kind {
+	case "postgres":
+	case "":
+		return errors.New("source.kind: missing; set it to postgres")
+	default:
+		return fmt.Errorf("source.kind: %q is not supported; use postgres", c.Source.Kind)
+	}
+	if c.Source.DSN == "" {
+		return errors.New("source.dsn: missing; set it (or SYNCHUB_SOURCE_DSN) to a PostgreSQL URL such as postgres://app@127.0.0.1:5432/app")
+	}
+	if len(c.Source.Tables) == 0 {
+		return errors.New("source.tables: empty; list the tables to capture, e.g. [public.customers, public.orders]")
+	}
+	switch c.Store.Kind {
+	case "sqlite":
+	default:
+		return fmt.Errorf("store.kind: %q is not supported; use sqlite", c.Store.Kind)
+	}
+	if c.Store.Path == "" {
+		return errors.New("store.path: missing; set a file path such as ./data/changelog.db")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level: %q; use debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/synchub/synchub/cdc/postgres/pgserver"
+	"github.com/synchub/synchub/edge"
+	"github.com/synchub/synchub/hub"
+)
+
+// demoSchema is the sample database: two related tables that use every type the
+// PostgreSQL source maps.
+const demoSchema = `
+CREATE TYPE demo_tier AS ENUM ('bronze', 'silver', 'gold');
+CREATE TABLE public.customers (
+    id          bigint PRIMARY KEY,
+    name        text NOT NULL,
+    email       varchar(200),
+    tier        demo_tier NOT NULL DEFAULT 'bronze',
+    balance     numeric(20,4) NOT NULL DEFAULT 0,
+    lifetime    bigint NOT NULL DEFAULT 0,
+    score       double precision,
+    rating      real,
+    visits      integer NOT NULL DEFAULT 0,
+    floor       smallint,
+    active      boolean NOT NULL DEFAULT true,
+    code        char(4),
+    avatar      bytea,
+    ref         uuid,
+    prefs       jsonb,
+    raw_prefs   json,
+    birthday    date,
+    opens_at    time,
+    created     timestamp NOT NULL DEFAULT now(),
+    updated     timestamptz NOT NULL DEFAULT now(),
+    grace       interval,
+    tags        text[],
+    lucky       integer[]
+);
+CREATE TABLE public.orders (
+    id          bigserial PRIMARY KEY,
+    customer_id bigint NOT NULL REFERENCES public.customers(id),
+    total       numeric(12,2) NOT NULL,
+    status      text NOT NULL DEFAULT 'new',
+    placed_at   timestamptz NOT NULL DEFAULT now(),
+    notes       text
+);
+`
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
+	dsn := fs.String("dsn", "", "use this PostgreSQL (wal_level=logical) instead of a throwaway one; the demo creates its tables there")
+	listen := fs.String("listen", "127.0.0.1:8080", "address of the hub's sync API (a free port is used if it is taken)")
+	rate := fs.Float64("rate", 5, "workload transactions per second")
+	interval := fs.Duration("interval", 3*time.Second, "how often to print status")
+	keep := fs.Bool("keep", false, "keep the demo's folder (change log, edge databases) on exit")
+	logLevel := fs.String("log-level", "warn", "hub and edge log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *rate <= 0 || *rate > 10000 {
+		return usageError{fmt.Errorf("--rate %v: use a value between 0 and 10000", *rate)}
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	dir, err := os.MkdirTemp("", "synchub-demo-")
+	if err != nil {
+		return err
+	}
+	if *keep {
+		fmt.Fprintf(stdout, "demo folder (kept): %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	sourceDSN := *dsn
+	if sourceDSN == "" {
+		fmt.Fprintln(stdout, "starting a throwaway PostgreSQL (wal_level=logical)…")
+		srv, err := pgserver.Start(ctx, pgserver.Options{})
+		if err != nil {
+			if errors.Is(err, pgserver.ErrNoBinaries) {
+				return fmt.Errorf("%w\nor run the demo against your own server: synchub demo --dsn postgres://user@host/db", err)
+			}
+			return fmt.Errorf("start PostgreSQL: %w", err)
+		}
+		defer srv.Stop()
+		sourceDSN = srv.DSN("postgres")
+		fmt.Fprintf(stdout, "PostgreSQL: %s\n", sourceDSN)
+	}
+	if err := setupDemoDB(ctx, sourceDSN); err != nil {
+		return err
+	}
+
+	addr := *listen
+	if ln, err := net.Listen("tcp", addr); err != nil {
+		addr = "127.0.0.1:0"
+	} else {
+		ln.Close()
+	}
+	cfg := defaultFileConfig()
+	cfg.Listen = addr
+	cfg.Source.DSN = sourceDSN
+	cfg.Source.Tables = []string{"public.customers", "public.orders"}
+	cfg.Source.Slot, cfg.Source.Publication = "synchub_demo", "synchub_demo"
+	cfg.Store.Path = filepath.Join(dir, "changelog.db")
+	cfg.API.MaxWait = 30 * time.Second
+
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHub()
+	hubUp := make(chan *hub.Hub, 1)
+	hubErr := make(chan error, 1)
+	go func() { hubErr <- serveHub(hubCtx, cfg, log.With("role", "hub"), func(h *hub.Hub) { hubUp <- h }) }()
+	var h *hub.Hub
+	select {
+	case h = <-hubUp:
+	case err := <-hubErr:
+		return fmt.Errorf("hub: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
+	url := "http://" + h.Addr().String()
+	fmt.Fprintf(stdout, "hub API:   %s   (status %s/v1/status, metrics %s/metrics)\n", url, url, url)
+
+	g, gctx := errgroup.WithContext(ctx)
+	var agents []*edge.Agent
+	for _, name := range []string{"edge-a", "edge-b"} {
+		ecfg := edge.DefaultConfig()
+		ecfg.HubURL = url
+		ecfg.DBPath = filepath.Join(dir, name+".db")
+		ecfg.EdgeID = name
+		a, err := edge.Open(ctx, ecfg, log.With("role", name))
+		if err != nil {
+			return fmt.Errorf("open %s: %w", name, err)
+		}
+		defer a.Close()
+		agents = append(agents, a)
+		fmt.Fprintf(stdout, "%s:    %s\n", name, ecfg.DBPath)
+		g.Go(func() error {
+			if err := a.Run(gctx); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	fmt.Fprintf(stdout, "inspect an edge while it runs: sqlite3 %s 'SELECT * FROM orders ORDER BY id DESC LIMIT 5'\n", agents[0].Status().DBPath)
+	if *duration > 0 {
+		fmt.Fprintf(stdout, "running for %v (Ctrl-C stops earlier)\n", *duration)
+	} else {
+		fmt.Fprintln(stdout, "running until Ctrl-C")
+	}
+
+	var txs atomic.Int64
+	g.Go(func() error { return demoWorkload(gctx, sourceDSN, *rate, &txs) })
+	g.Go(func() error {
+		t := time.NewTicker(*interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				printDemoStatus(stdout, h, agents, txs.Load())
+			}
+		}
+	})
+	werr := g.Wait()
+	fmt.Fprintln(stdout, "stopping…")
+	printDemoStatus(stdout, h, agents, txs.Load())
+	stopHub()
+	if err := <-hubErr; err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("hub: %w", err)
+	}
+	if werr != nil && !errors.Is(werr, context.Canceled) && !errors.Is(werr, context.DeadlineExceeded) {
+		return werr
+	}
+	return nil
+}
+
+func printDemoStatus(w io.Writer, h *hub.Hub, agents []*edge.Agent, txs int64) {
+	st := h.Status()
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s] source %s, head v%d, source lag %.3fs, %d workload tx",
+		time.Now().Format("15:04:05"), shortState(st.SourceState), st.Head, st.LagSeconds, txs)
+	for _, a := range agents {
+		es := a.Status()
+		fmt.Fprintf(&b, " | %s v%d (%d behind)", es.EdgeID, es.Watermark, max(0, st.Head-es.Watermark))
+	}
+	fmt.Fprintln(w, b.String())
+}
+
+func shortState(s string) string {
+	if i := strings.IndexByte(s, ':'); i > 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func setupDemoDB(ctx context.Context, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('public.customers') IS NOT NULL`).Scan(&exists); err != nil {
+		return fmt.Errorf("inspect demo schema: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, demoSchema); err != nil {
+		return fmt.Errorf("create demo schema: %w", err)
+	}
+	return seedDemo(ctx, conn, 50)
+}

@@ -1,0 +1,208 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/synchub/synchub/cdc"
+	"github.com/synchub/synchub/hub/api"
+	"github.com/synchub/synchub/hub/changelog"
+	"github.com/synchub/synchub/hub/syncproto"
+	"github.com/synchub/synchub/metrics"
+)
+
+// Deps are the parts cmd/synchub constructs and hands to a Hub.
+type Deps struct {
+	Source cdc.Source
+	Store  changelog.Store
+	// Registry receives the hub's collectors; Gatherer serves /metrics. Both default to a
+	// new registry with the Go and process collectors.
+	Registry prometheus.Registerer
+	Gatherer prometheus.Gatherer
+	Log      *slog.Logger
+}
+
+// Hub is a running hub: ingest, sync API, compaction and lag measurement.
+type Hub struct {
+	cfg   Config
+	deps  Deps
+	m     *metrics.Hub
+	in    *ingester
+	api   *api.Server
+	log   *slog.Logger
+	ready chan struct{}
+	addr  net.Addr
+}
+
+// New wires a hub; nothing runs until Run.
+func New(cfg Config, deps Deps) (*Hub, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Source == nil || deps.Store == nil {
+		return nil, errors.New("hub: Source and Store are required")
+	}
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	if deps.Registry == nil {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		deps.Registry, deps.Gatherer = reg, reg
+	}
+	if deps.Gatherer == nil {
+		return nil, errors.New("hub: Gatherer is required when Registry is given")
+	}
+	h := &Hub{cfg: cfg, deps: deps, log: deps.Log, ready: make(chan struct{})}
+	h.m = metrics.NewHub(deps.Registry)
+	h.in = newIngester(cfg, deps.Source, deps.Store, h.m, deps.Log.With("component", "ingest"))
+	srv, err := api.New(cfg.API, api.Deps{
+		Store:   deps.Store,
+		Status:  h.Status,
+		Ready:   h.readyErr,
+		Observe: h.observeRequest,
+	}, deps.Log.With("component", "api"))
+	if err != nil {
+		return nil, fmt.Errorf("sync API: %w", err)
+	}
+	srv.App().Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{})))
+	h.api = srv
+	return h, nil
+}
+
+func (h *Hub) observeRequest(route string, code int, d time.Duration, changes int, bytes int) {
+	h.m.HTTPRequestSeconds.WithLabelValues(route, fmt.Sprint(code)).Observe(d.Seconds())
+	if route == "/v1/changes" {
+		switch {
+		case code == 200:
+			h.m.PullChanges.Add(float64(changes))
+			h.m.PullBytes.Add(float64(bytes))
+		case code == 410:
+			h.m.PullGone.Inc()
+		}
+	}
+}
+
+// Status reports the hub's state for /v1/status and the demo.
+func (h *Hub) Status() syncproto.Status {
+	state, err, describe, lag := h.in.status()
+	h.in.mu.Lock()
+	st := h.in.lastState
+	h.in.mu.Unlock()
+	s := syncproto.Status{
+		Head:          st.Head,
+		SchemaVersion: st.SchemaVersion,
+		Source:        h.cfg.SourceKind,
+		SourceState:   string(state),
+		LagSeconds:    lag,
+	}
+	if describe != "" {
+		s.Source += " (" + describe + ")"
+	}
+	if err != nil {
+		s.SourceState += ": " + err.Error()
+	}
+	if l, ok := h.deps.Source.(cdc.Lagger); ok {
+		_ = l
+		s.LagBytes = int64(lagBytesGauge(h.m))
+	}
+	return s
+}
+
+func (h *Hub) readyErr() error {
+	state, err, _, _ := h.in.status()
+	if state == StateStreaming {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("source is %s: %w", state, err)
+	}
+	return fmt.Errorf("source is %s", state)
+}
+
+// Addr returns the API's listening address once Run has bound it.
+func (h *Hub) Addr() net.Addr {
+	<-h.ready
+	return h.addr
+}
+
+// Run serves until ctx is cancelled, then shuts down softly: the ingest loop finishes its
+// current append and ack, long-polls return, and connections close within
+// ShutdownTimeout.
+func (h *Hub) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", h.cfg.Listen)
+	if err != nil {
+		close(h.ready)
+		return fmt.Errorf("listen on %s: %w (is another process using it? set listen: to a free address)", h.cfg.Listen, err)
+	}
+	h.addr = ln.Addr()
+	close(h.ready)
+	if st, err := h.deps.Store.State(ctx); err == nil {
+		h.in.observeState(st)
+	}
+	h.log.Info("hub listening", "addr", ln.Addr().String(), "source", h.cfg.SourceKind)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return h.in.run(gctx) })
+	g.Go(func() error { return h.api.Serve(gctx, ln) })
+	if h.cfg.CompactInterval > 0 {
+		g.Go(func() error { h.compactLoop(gctx); return nil })
+	}
+	if l, ok := h.deps.Source.(cdc.Lagger); ok && h.cfg.LagInterval > 0 {
+		g.Go(func() error { h.lagLoop(gctx, l); return nil })
+	}
+	return g.Wait()
+}
+
+func (h *Hub) compactLoop(ctx context.Context) {
+	t := time.NewTicker(h.cfg.CompactInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		stats, err := h.deps.Store.Compact(ctx, h.cfg.Compact)
+		if err != nil {
+			if ctx.Err() == nil {
+				h.log.Warn("compaction failed", "err", err)
+			}
+			continue
+		}
+		h.m.CompactionRemoved.Add(float64(stats.ChangesRemoved))
+		if stats.ChangesRemoved > 0 {
+			h.log.Info("compacted change log", "removed", stats.ChangesRemoved,
+				"compacted_through", stats.CompactedThrough, "tombstone_horizon", stats.TombstoneHorizon)
+		}
+	}
+}
+
+func (h *Hub) lagLoop(ctx context.Context, l cdc.Lagger) {
+	t := time.NewTicker(h.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if state, _, _, _ := h.in.status(); state != StateStreaming {
+			continue
+		}
+		qctx, cancel := context.WithTimeout(ctx, h.cfg.LagInterval)
+		n, err := l.LagBytes(qctx)
+		cancel()
+		if err == nil {
+			h.m.SourceLagBytes.Set(float64(n))
+		}
+	}
+}

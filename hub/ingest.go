@@ -1,0 +1,316 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/synchub/synchub/cdc"
+	"github.com/synchub/synchub/hub/changelog"
+	"github.com/synchub/synchub/metrics"
+)
+
+// SourceState is where the ingest loop is.
+type SourceState string
+
+// The ingest loop's states, as shown by /v1/status and logs.
+const (
+	StateStarting     SourceState = "starting"
+	StateSnapshot     SourceState = "snapshot"
+	StateStreaming    SourceState = "streaming"
+	StateReconnecting SourceState = "reconnecting"
+	StateStopped      SourceState = "stopped"
+)
+
+// ingester tails a Source into the change log. It owns the store's writer.
+type ingester struct {
+	cfg   Config
+	src   cdc.Source
+	store changelog.Store
+	m     *metrics.Hub
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	state     SourceState
+	lastErr   error
+	describe  string
+	lagSec    float64
+	lastState changelog.State
+	tables    map[string]bool
+}
+
+func newIngester(cfg Config, src cdc.Source, store changelog.Store, m *metrics.Hub, log *slog.Logger) *ingester {
+	return &ingester{cfg: cfg, src: src, store: store, m: m, log: log, state: StateStarting}
+}
+
+func (in *ingester) setState(s SourceState, err error) {
+	in.mu.Lock()
+	in.state, in.lastErr = s, err
+	in.mu.Unlock()
+	if s == StateStreaming || s == StateSnapshot {
+		in.m.SourceUp.Set(1)
+	} else {
+		in.m.SourceUp.Set(0)
+	}
+}
+
+func (in *ingester) status() (SourceState, error, string, float64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.state, in.lastErr, in.describe, in.lagSec
+}
+
+// run streams until ctx is cancelled, reconnecting with capped exponential backoff and
+// jitter after failures. Configuration errors are retried too (an operator may fix the
+// database while the hub waits), at the maximum backoff, and logged at error level.
+func (in *ingester) run(ctx context.Context) error {
+	backoff := in.cfg.ReconnectMin
+	var lastLogged time.Time
+	for {
+		started := time.Now()
+		err := in.session(ctx)
+		if ctx.Err() != nil {
+			in.setState(StateStopped, nil)
+			return nil
+		}
+		if err == nil {
+			err = errors.New("source stream ended")
+		}
+		in.m.IngestErrors.WithLabelValues(in.cfg.SourceKind).Inc()
+		in.setState(StateReconnecting, err)
+		if time.Since(started) > 30*time.Second {
+			backoff = in.cfg.ReconnectMin
+		}
+		wait := backoff
+		if !cdc.IsRetryable(err) {
+			wait = in.cfg.ReconnectMax
+		}
+		wait = wait/2 + rand.N(wait/2+1)
+		if time.Since(lastLogged) > 10*time.Second || !cdc.IsRetryable(err) {
+			level := slog.LevelWarn
+			if !cdc.IsRetryable(err) {
+				level = slog.LevelError
+			}
+			in.log.Log(ctx, level, "source failed; reconnecting", "source", in.cfg.SourceKind, "err", err, "retry_in", wait.Round(time.Millisecond))
+			lastLogged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			in.setState(StateStopped, nil)
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, in.cfg.ReconnectMax)
+	}
+}
+
+// session is one Start → (Snapshot) → Stream cycle of the source.
+func (in *ingester) session(ctx context.Context) (err error) {
+	in.setState(StateStarting, nil)
+	st, err := in.store.State(ctx)
+	if err != nil {
+		return fmt.Errorf("read change log state: %w", err)
+	}
+	var from cdc.Position
+	if st.Position != "" {
+		if st.SourceKind != "" && st.SourceKind != in.cfg.SourceKind {
+			return &cdc.Error{Op: "resume", Err: fmt.Errorf("the change log was written by a %s source, this hub is configured for %s", st.SourceKind, in.cfg.SourceKind),
+				Fix: "point store.path at a new file, or configure the original source kind"}
+		}
+		if from, err = in.src.ParsePosition(st.Position); err != nil {
+			return &cdc.Error{Op: "resume", Err: fmt.Errorf("stored source position %q: %w", st.Position, err), Fix: "the change log file does not belong to this source; use a new store.path"}
+		}
+	}
+	info, err := in.src.Start(ctx, from)
+	defer func() {
+		if cerr := in.src.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	in.mu.Lock()
+	in.describe = info.Describe
+	in.tables = make(map[string]bool, len(info.Tables))
+	for _, t := range info.Tables {
+		in.tables[t.Name] = true
+	}
+	in.mu.Unlock()
+	in.log.Info("source started", "source", in.cfg.SourceKind, "describe", info.Describe,
+		"tables", len(info.Tables), "snapshot", info.NeedSnapshot, "from", st.Position)
+
+	w := &writer{in: in}
+	if err := w.begin(ctx); err != nil {
+		return err
+	}
+	defer w.rollback()
+	if info.PositionLost {
+		in.log.Warn("source position lost; re-snapshotting and telling every edge to re-bootstrap",
+			"source", in.cfg.SourceKind, "position", st.Position)
+		if err := w.batch.Reset(ctx, in.cfg.SourceKind); err != nil {
+			return fmt.Errorf("reset change log: %w", err)
+		}
+	}
+	if err := w.batch.SetTables(info.Tables); err != nil {
+		return fmt.Errorf("record schema: %w", err)
+	}
+	if info.NeedSnapshot {
+		in.setState(StateSnapshot, nil)
+		if err := w.snapshot(ctx); err != nil {
+			return err
+		}
+	}
+	if err := w.commit(ctx); err != nil {
+		return err
+	}
+	in.setState(StateStreaming, nil)
+	return in.src.Stream(ctx, w)
+}
+
+// writer is the cdc.Handler that appends the stream to the change log in groups.
+type writer struct {
+	in      *ingester
+	batch   changelog.Batch
+	lastPos cdc.Position // final position appended since the last commit
+	lastTS  time.Time
+	txs     int
+	counts  map[countKey]int
+}
+
+type countKey struct {
+	table string
+	op    cdc.Op
+}
+
+func (w *writer) begin(ctx context.Context) error {
+	b, err := w.in.store.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin change log batch: %w", err)
+	}
+	w.batch = b
+	if w.counts == nil {
+		w.counts = make(map[countKey]int)
+	}
+	return nil
+}
+
+func (w *writer) rollback() {
+	if w.batch != nil {
+		_ = w.batch.Rollback()
+		w.batch = nil
+	}
+}
+
+// Tx appends one transaction (or part) and commits when the group is full.
+func (w *writer) Tx(ctx context.Context, tx *cdc.Tx) error {
+	if err := w.batch.AppendTx(ctx, tx); err != nil {
+		return fmt.Errorf("append to change log: %w", err)
+	}
+	for i := range tx.Changes {
+		w.counts[countKey{tx.Changes[i].Table, tx.Changes[i].Op}]++
+	}
+	if !tx.More {
+		w.lastPos, w.lastTS = tx.Pos, tx.CommitTime
+		w.txs++
+	}
+	if w.batch.Pending() >= w.in.cfg.GroupMaxChanges {
+		return w.commit(ctx)
+	}
+	return nil
+}
+
+// Idle commits the group: the source has nothing more buffered.
+func (w *writer) Idle(ctx context.Context) error {
+	if w.batch.Pending() == 0 && w.lastPos == nil {
+		return nil
+	}
+	return w.commit(ctx)
+}
+
+// commit makes the group durable, then acknowledges its last position to the source —
+// never before — and starts the next group.
+func (w *writer) commit(ctx context.Context) error {
+	start := time.Now()
+	st, err := w.batch.Commit(ctx)
+	w.batch = nil
+	if err != nil {
+		return fmt.Errorf("commit change log: %w", err)
+	}
+	in := w.in
+	in.m.IngestCommits.Inc()
+	in.m.IngestCommitSeconds.Observe(time.Since(start).Seconds())
+	if w.lastPos != nil {
+		in.src.Ack(w.lastPos)
+		lag := 0.0
+		if !w.lastTS.IsZero() {
+			lag = max(0, time.Since(w.lastTS).Seconds())
+		}
+		in.m.SourceLagSeconds.Set(lag)
+		in.mu.Lock()
+		in.lagSec = lag
+		in.mu.Unlock()
+	}
+	in.m.IngestTransactions.WithLabelValues(in.cfg.SourceKind).Add(float64(w.txs))
+	for k, n := range w.counts {
+		in.m.IngestChanges.WithLabelValues(in.cfg.SourceKind, k.table, k.op.String()).Add(float64(n))
+		delete(w.counts, k)
+	}
+	in.observeState(st)
+	w.lastPos, w.lastTS, w.txs = nil, time.Time{}, 0
+	return w.begin(ctx)
+}
+
+func (in *ingester) observeState(st changelog.State) {
+	in.m.ChangelogHeadVersion.Set(float64(st.Head))
+	in.m.ChangelogEntries.Set(float64(st.Entries))
+	in.m.ChangelogBytes.Set(float64(st.Bytes))
+	in.m.ChangelogSchemaVersion.Set(float64(st.SchemaVersion))
+	in.mu.Lock()
+	in.lastState = st
+	in.mu.Unlock()
+}
+
+// snapshot appends the source's snapshot as one version, so an edge applies it whole.
+func (w *writer) snapshot(ctx context.Context) error {
+	in := w.in
+	start := time.Now()
+	rows := 0
+	lastLog := time.Now()
+	pos, err := in.src.Snapshot(ctx, func(ctx context.Context, changes []cdc.Change) error {
+		if err := w.batch.AppendTx(ctx, &cdc.Tx{Changes: changes, More: true}); err != nil {
+			return fmt.Errorf("append snapshot: %w", err)
+		}
+		rows += len(changes)
+		for i := range changes {
+			w.counts[countKey{changes[i].Table, changes[i].Op}]++
+		}
+		if len(changes) > 0 {
+			in.m.SnapshotRows.WithLabelValues(changes[0].Table).Add(float64(len(changes)))
+		}
+		if w.batch.Pending() >= in.cfg.GroupMaxChanges*5 {
+			if err := w.commit(ctx); err != nil {
+				return err
+			}
+		}
+		if time.Since(lastLog) > 5*time.Second {
+			in.log.Info("snapshot progress", "rows", rows, "rows_per_sec", int(float64(rows)/time.Since(start).Seconds()))
+			lastLog = time.Now()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	if err := w.batch.AppendTx(ctx, &cdc.Tx{Pos: pos, CommitTime: time.Now()}); err != nil {
+		return fmt.Errorf("complete snapshot: %w", err)
+	}
+	w.lastPos, w.lastTS = pos, time.Time{}
+	w.txs++
+	in.log.Info("snapshot done", "rows", rows, "seconds", time.Since(start).Seconds(), "position", pos.String())
+	return nil
+}
