@@ -1,0 +1,136 @@
+package api
+
+import (
+	"context"
+	"math"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/synchub/synchub/hub/changelog"
+	"github.com/synchub/synchub/hub/syncproto"
+)
+
+// changesQuery is a validated GET /v1/changes request. It holds no memory borrowed
+// from the fiber context.
+type changesQuery struct {
+	req  changelog.PageRequest
+	wait time.Duration
+}
+
+func (s *Server) parseChangesQuery(c *fiber.Ctx) (changesQuery, error) {
+	var q changesQuery
+	since := c.Query("since")
+	if since == "" {
+		return q, badParameter("since: missing; pass 0 to start from the beginning, or the \"next\" of your last committed page")
+	}
+	n, err := strconv.ParseInt(since, 10, 64)
+	if err != nil || n < 0 {
+		return q, badParameter("since: %q is not a non-negative integer; pass the watermark from your last page", since)
+	}
+	q.req.Since = n
+
+	if cur := c.Query("cursor"); cur != "" {
+		cc, err := syncproto.ParseCursor(cur)
+		if err != nil {
+			return q, badParameter("cursor: %v; pass the cursor of the page you received, or none to start the transaction again", err)
+		}
+		q.req.Cursor = cc
+	}
+
+	q.req.Limit = s.cfg.MaxPageChanges
+	if lim := c.Query("limit"); lim != "" {
+		n, err := strconv.Atoi(lim)
+		if err != nil || n < 1 || n > s.cfg.MaxPageChanges {
+			return q, badParameter("limit: %q is not an integer between 1 and %d; ask for at most %d changes per page", lim, s.cfg.MaxPageChanges, s.cfg.MaxPageChanges)
+		}
+		q.req.Limit = n
+	}
+
+	if w := c.Query("wait"); w != "" {
+		d, err := parseWait(w)
+		if err != nil {
+			return q, badParameter("wait: %q is not a duration; pass seconds (30) or a Go duration (30s, 1m)", w)
+		}
+		if d < 0 || d > s.cfg.MaxWait {
+			return q, badParameter("wait: %q is outside 0..%v; ask for a wait of at most %v", w, s.cfg.MaxWait, s.cfg.MaxWait)
+		}
+		q.wait = d
+	}
+	return q, nil
+}
+
+// parseWait reads a wait as seconds ("30", "1.5") or a Go duration ("30s", "500ms").
+func parseWait(s string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		switch {
+		case math.IsNaN(f):
+			return 0, fmt.Errorf("wait %q is not a number", s)
+		case math.Abs(f) > 1e6:
+			return time.Duration(math.Copysign(1e6, f)) * time.Second, nil
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	return time.ParseDuration(s)
+}
+
+func (s *Server) handleChanges(c *fiber.Ctx) error {
+	q, err := s.parseChangesQuery(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	var timer *time.Timer
+	for {
+		// Take the notification channel before reading, so a commit between the read
+		// and the wait is not missed.
+		changed := s.deps.Store.Changed()
+		page, err := s.deps.Store.ReadPage(ctx, q.req)
+		if err != nil {
+			return s.pageError(ctx, q, err)
+		}
+		if page.Head < q.req.Since {
+			return &Error{Kind: KindWatermarkAhead, Message: fmt.Sprintf(
+				"since %d is ahead of the hub's head %d: this hub's change log is not the one your data came from (was it replaced?); delete local data and pull again from since=0 (re-bootstrap)",
+				q.req.Since, page.Head)}
+		}
+		if page.Changes > 0 || !page.Commit || q.wait <= 0 {
+			return s.sendPage(c, page)
+		}
+		if timer == nil {
+			timer = time.NewTimer(q.wait)
+			defer timer.Stop()
+		}
+		select {
+		case <-changed:
+			continue
+		case <-timer.C:
+		case <-s.done:
+		case <-ctx.Done():
+		}
+		return s.sendPage(c, page)
+	}
+}
+
+func (s *Server) sendPage(c *fiber.Ctx, page *changelog.Page) error {
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Locals(localChanges, page.Changes)
+	return s.sendBody(c, page.Body)
+}
+
+func (s *Server) pageError(ctx context.Context, q changesQuery, err error) error {
+	if !errors.Is(err, changelog.ErrTooOld) {
+		return err
+	}
+	var horizon int64
+	if st, serr := s.deps.Store.State(ctx); serr == nil {
+		horizon = st.TombstoneHorizon
+	}
+	return &Error{Kind: KindWatermarkTooOld, Horizon: horizon, Err: err, Message: fmt.Sprintf(
+		"since %d is older than the change log's horizon %d: deletes you have not seen were compacted away; delete local data and pull again from since=0 (re-bootstrap)",
+		q.req.Since, horizon)}
+}

@@ -1,0 +1,192 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/synchub/synchub/hub/changelog"
+	"github.com/synchub/synchub/hub/syncproto"
+)
+
+// Deps is what the API serves from.
+type Deps struct {
+	Store changelog.Store
+	// Status reports the hub's state for GET /v1/status; nil serves the change log's
+	// head and schema version only.
+	Status func() syncproto.Status
+	// Ready reports why the hub cannot serve yet (nil: ready); nil means always ready.
+	Ready func() error
+	// Observe, when set, is called after every request with the matched route (a
+	// bounded label: "unmatched" for unknown paths), the status code, the duration and,
+	// for /v1/changes, the changes and bytes sent.
+	Observe func(route string, code int, d time.Duration, changes int, bytes int)
+}
+
+// Server is the sync API. Create it with New and run it with Serve.
+type Server struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+	app  *fiber.App
+	gz   gzipPool
+
+	// done is closed when shutdown starts; long-polls select on it.
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+// New builds the API. It starts nothing; call Serve.
+func New(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Store == nil {
+		return nil, fmt.Errorf("api: Deps.Store is nil; pass the change log store")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, deps: deps, log: log, done: make(chan struct{})}
+	s.gz.level = cfg.GzipLevel
+	s.app = fiber.New(fiber.Config{
+		AppName:               "synchub",
+		DisableStartupMessage: true,
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		ErrorHandler:          s.errorHandler,
+		JSONEncoder:           json.Marshal,
+		JSONDecoder:           json.Unmarshal,
+	})
+	s.app.Use(s.logRequests, s.recoverPanics)
+	short := s.withTimeout(cfg.RequestTimeout)
+	s.app.Get("/healthz", short, s.handleHealthz)
+	s.app.Get("/readyz", short, s.handleReadyz)
+	s.app.Get("/v1/status", short, s.handleStatus)
+	s.app.Get("/v1/schema", short, s.handleSchema)
+	s.app.Get("/v1/changes", s.withTimeout(cfg.RequestTimeout+cfg.MaxWait), s.handleChanges)
+	return s, nil
+}
+
+// App returns the fiber application, for tests (App().Test) and for mounting.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve serves HTTP on ln until ctx is cancelled, then shuts down gracefully: long-polls
+// are answered at once, in-flight requests get ShutdownTimeout to finish, and then their
+// connections are closed. It returns nil after a shutdown caused by ctx.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listener(ln) }()
+	s.log.Info("sync API listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		s.beginShutdown()
+		if err != nil {
+			return fmt.Errorf("serve sync API: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	s.beginShutdown()
+	start := time.Now()
+	err := s.app.ShutdownWithTimeout(s.cfg.ShutdownTimeout)
+	// The listener is closed here too in case shutdown ran before Serve registered it.
+	_ = ln.Close()
+	<-errc
+	s.log.Info("sync API stopped", "duration_ms", time.Since(start).Milliseconds())
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shut down sync API: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) beginShutdown() { s.doneOnce.Do(func() { close(s.done) }) }
+
+func (s *Server) shuttingDown() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// withTimeout gives the request a context that ends after d. fiber does not cancel
+// anything when the client goes away, so this bounds every request's work.
+func (s *Server) withTimeout(d time.Duration) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		c.SetUserContext(ctx)
+		return c.Next()
+	}
+}
+
+// logRequests answers errors as JSON and logs every request: debug when it went well,
+// warn when it returned an error.
+func (s *Server) logRequests(c *fiber.Ctx) error {
+	start := time.Now()
+	err := c.Next()
+	route := c.Route().Path
+	if err != nil {
+		ae := classify(err)
+		s.writeError(c, ae)
+		if ae.Kind == KindNotFound || ae.Kind == KindMethodNotAllowed {
+			route = "unmatched"
+		}
+		s.log.Warn("request failed", "method", c.Method(), "path", strings.Clone(c.Path()), "status", ae.Kind.Status(),
+			"error_code", ae.Kind.Code(), "message", ae.Message, "err", ae.Err, "duration_ms", msSince(start))
+	} else if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("request", "method", c.Method(), "path", strings.Clone(c.Path()), "status", c.Response().StatusCode(), "duration_ms", msSince(start))
+	}
+	if s.deps.Observe != nil {
+		changes, _ := c.Locals(localChanges).(int)
+		s.deps.Observe(route, c.Response().StatusCode(), time.Since(start), changes, len(c.Response().Body()))
+	}
+	return nil
+}
+
+// localChanges is the fiber Locals key under which handleChanges records how many
+// changes it sent.
+const localChanges = "synchub.changes"
+
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
+
+// recoverPanics turns a panic in a handler into a 500 so the process keeps serving.
+func (s *Server) recoverPanics(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("handler panicked", "method", c.Method(), "path", strings.Clone(c.Path()), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = &Error{Kind: KindInternal, Message: "internal error; see the hub's log", Err: fmt.Errorf("panic: %v", r)}
+		}
+	}()
+	return c.Next()
+}
+
+// errorHandler is fiber's last resort for errors no middleware answered.
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	s.writeError(c, classify(err))
+	return nil
+}
+
+func (s *Server) writeError(c *fiber.Ctx, e *Error) {
+	b, err := json.Marshal(e.body())
+	if err != nil {
+		b = []byte(`{"error":"internal","message":"encode error"}`)
+	}
+	c.Response().Header.Del(fiber.HeaderContentEncoding)
+	c.Status(e.Kind.Status())
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	_ = c.Send(b)
+}
