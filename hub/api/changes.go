@@ -2,9 +2,9 @@ package api
 
 import (
 	"context"
-	"math"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
