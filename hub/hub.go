@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
+	"strings"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
@@ -18,6 +23,7 @@ import (
 	"github.com/synchub/synchub/hub/changelog"
 	"github.com/synchub/synchub/hub/syncproto"
 	"github.com/synchub/synchub/metrics"
+	"github.com/synchub/synchub/ui"
 )
 
 // Deps are the parts cmd/synchub constructs and hands to a Hub.
@@ -74,7 +80,15 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sync API: %w", err)
 	}
-	srv.App().Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{})))
+	app := srv.App()
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{})))
+	app.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/ui", fiber.StatusFound) })
+	app.Get("/ui", h.statusPage)
+	static, err := fs.Sub(ui.Static, "static")
+	if err != nil {
+		return nil, err
+	}
+	app.Use("/ui/static", filesystem.New(filesystem.Config{Root: http.FS(static), MaxAge: 3600}))
 	h.api = srv
 	return h, nil
 }
@@ -111,11 +125,31 @@ func (h *Hub) Status() syncproto.Status {
 	if err != nil {
 		s.SourceState += ": " + err.Error()
 	}
-	if l, ok := h.deps.Source.(cdc.Lagger); ok {
-		_ = l
+	if _, ok := h.deps.Source.(cdc.Lagger); ok {
 		s.LagBytes = int64(lagBytesGauge(h.m))
 	}
 	return s
+}
+
+// statusPage renders the hub's status page.
+func (h *Hub) statusPage(c *fiber.Ctx) error {
+	st := h.Status()
+	props := ui.StatusProps{
+		Source:        st.Source,
+		SourceState:   st.SourceState,
+		Head:          st.Head,
+		SchemaVersion: st.SchemaVersion,
+		LagSeconds:    st.LagSeconds,
+		LagBytes:      st.LagBytes,
+		Now:           time.Now(),
+	}
+	if sch, _, err := h.deps.Store.Schema(c.UserContext()); err == nil && sch != nil {
+		for _, t := range sch.Tables {
+			props.Tables = append(props.Tables, ui.TableProps{Name: t.Name, Columns: len(t.Columns), Key: strings.Join(t.PrimaryKey, ", ")})
+		}
+	}
+	c.Type("html", "utf-8")
+	return ui.StatusPage(props).Render(c.UserContext(), c.Response().BodyWriter())
 }
 
 func (h *Hub) readyErr() error {
