@@ -1,0 +1,68 @@
+// Package postgres is the PostgreSQL cdc.Source: it snapshots the configured tables
+// and streams their committed transactions through logical replication with the
+// built-in pgoutput plugin (protocol version 1, so a transaction is sent only after
+// it commits, and whole).
+//
+// # Prerequisites
+//
+//   - PostgreSQL 14 or newer with wal_level = logical (ALTER SYSTEM SET wal_level =
+//     logical; then restart), and free max_replication_slots and max_wal_senders.
+//   - A role with the REPLICATION attribute (ALTER ROLE synchub REPLICATION), SELECT on
+//     the captured tables and the right to create a publication for them (CREATE on
+//     the database, or ownership of the tables); pg_hba.conf must let it connect to the
+//     database with a replication connection (which matches the database's own name).
+//   - Every captured table has a primary key: edges identify rows by it. REPLICA
+//     IDENTITY may stay DEFAULT (old rows then carry the key) or be FULL (old rows
+//     carry every column); NOTHING is refused.
+//
+// The source owns one publication (Config.Publication, created or altered to hold
+// exactly the configured tables) and one logical slot (Config.Slot). Start without a
+// position creates the slot with an exported snapshot; Snapshot reads the tables in
+// that snapshot (one sequential scan per table, text format); Stream continues at the
+// slot's consistent point. The position of a transaction is the LSN at the end of its
+// commit record; the slot's confirmed position only moves to positions passed to Ack.
+//
+// A transaction is attributed to an edge (Tx.Origin) by a transactional logical
+// message with prefix "synchub.origin" whose content is the edge id, written inside
+// the transaction:
+//
+//	SELECT pg_logical_emit_message(true, 'synchub.origin', 'edge-a');
+//
+// A transaction replayed under a replication origin named "synchub.<edge id>" is
+// attributed the same way.
+//
+// # Type mapping
+//
+// Values are decoded from PostgreSQL's text output, which both the snapshot and the
+// stream produce; the connections use TimeZone UTC, DateStyle ISO, IntervalStyle
+// iso_8601, extra_float_digits 3 and bytea_output hex so the forms are fixed.
+//
+//	PostgreSQL type                      Kind          Value
+//	int2, int4, int8, oid                int           full int64 range
+//	numeric                              decimal       exact text, "NaN", "Infinity"
+//	float4, float8                       float         NaN and ±Infinity kept
+//	bool                                 bool
+//	text, varchar, bpchar, name, char,   text          as stored (bpchar keeps its padding)
+//	citext and other extension types
+//	bytea                                bytes         raw bytes
+//	uuid                                 uuid          lower-case canonical text
+//	json, jsonb                          json          the JSON text PostgreSQL prints
+//	date                                 date          "2006-01-02", "infinity"; BC as "-0043-03-15"
+//	time, timetz                         time          "15:04:05.999999", timetz keeps its offset
+//	timestamp                            timestamp     "2006-01-02T15:04:05.999999", "infinity", "-infinity"
+//	timestamptz                          timestamptz   UTC "2006-01-02T15:04:05.999999Z", "infinity", "-infinity"
+//	interval                             interval      ISO 8601 "P1Y2M3DT4H5M6.5S"
+//	any array                            array         JSON array text, nested per dimension; NULL is null;
+//	                                                   numbers stay numbers (NaN/Infinity as strings),
+//	                                                   booleans true/false, everything else strings in
+//	                                                   the element's canonical form
+//	enums (pg_type.typtype 'e')          enum          the label
+//	domains                              the base type's kind
+//	anything else (inet, cidr, money,    text          PostgreSQL's text form
+//	xml, geometric, ranges, composites)
+//
+// Generated columns are not replicated by pgoutput and are left out of the captured
+// table definitions. When a Relation message shows that a captured table's columns
+// changed (ALTER TABLE ADD/DROP COLUMN, a type change), the new definition is re-read
+// and delivered in Tx.Tables of the transaction that first carries rows in it.
+package postgres
