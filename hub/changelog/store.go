@@ -17,6 +17,11 @@ import (
 // tombstone horizon: deletes the edge has not seen are gone, so it must re-bootstrap.
 var ErrTooOld = errors.New("watermark is older than the change log's horizon")
 
+// ErrAhead is returned by ReadPage when the requested watermark is beyond the head:
+// the edge's data did not come from this change log (it was replaced or restored from
+// an older backup), so the edge must re-bootstrap.
+var ErrAhead = errors.New("watermark is ahead of the change log's head")
+
 // ErrBadCursor is returned by ReadPage for a cursor that does not continue the
 // requested watermark.
 var ErrBadCursor = errors.New("cursor does not continue the watermark")

@@ -1,0 +1,126 @@
+package changelog
+
+// rowCache holds the encoded images (raw JSON row objects) of recently written rows,
+// so that an update with unchanged columns is usually filled without reading stored
+// chunks. It evicts in insertion order (a ring), bounded by entries and bytes. It is
+// used only by the goroutine holding the writer.
+type rowCache struct {
+	maxBytes int
+	index    map[rowKey]int
+	slots    []rowSlot
+	hand     int
+	bytes    int
+}
+
+type rowKey struct {
+	table string
+	key   string
+}
+
+type rowSlot struct {
+	k    rowKey
+	row  []byte
+	used bool
+}
+
+func newRowCache(entries, maxBytes int) *rowCache {
+	if entries <= 0 || maxBytes <= 0 {
+		return &rowCache{}
+	}
+	return &rowCache{
+		maxBytes: maxBytes,
+		index:    make(map[rowKey]int, entries),
+		slots:    make([]rowSlot, entries),
+	}
+}
+
+func (c *rowCache) enabled() bool { return len(c.slots) > 0 }
+
+func (c *rowCache) get(table, key string) ([]byte, bool) {
+	if !c.enabled() {
+		return nil, false
+	}
+	i, ok := c.index[rowKey{table, key}]
+	if !ok {
+		return nil, false
+	}
+	return c.slots[i].row, true
+}
+
+func (c *rowCache) put(table, key string, row []byte) {
+	if !c.enabled() {
+		return
+	}
+	k := rowKey{table, key}
+	if len(row) > c.maxBytes/8 {
+		c.remove(table, key)
+		return
+	}
+	if i, ok := c.index[k]; ok {
+		s := &c.slots[i]
+		c.bytes += len(row) - len(s.row)
+		s.row = reuse(s.row, row)
+		c.trim(i)
+		return
+	}
+	i := c.hand
+	c.hand = (c.hand + 1) % len(c.slots)
+	s := &c.slots[i]
+	if s.used {
+		delete(c.index, s.k)
+		c.bytes -= len(s.row)
+	}
+	s.k, s.used = k, true
+	s.row = reuse(s.row, row)
+	c.bytes += len(row)
+	c.index[k] = i
+	c.trim(i)
+}
+
+// trim evicts the oldest entries, other than keep, until the cache fits its budget.
+func (c *rowCache) trim(keep int) {
+	for j := c.hand; c.bytes > c.maxBytes; j = (j + 1) % len(c.slots) {
+		if j == keep {
+			break
+		}
+		s := &c.slots[j]
+		if s.used {
+			delete(c.index, s.k)
+			c.bytes -= len(s.row)
+			s.used, s.row, s.k = false, nil, rowKey{}
+		}
+	}
+}
+
+func (c *rowCache) remove(table, key string) {
+	if !c.enabled() {
+		return
+	}
+	k := rowKey{table, key}
+	if i, ok := c.index[k]; ok {
+		s := &c.slots[i]
+		delete(c.index, k)
+		c.bytes -= len(s.row)
+		s.used, s.row, s.k = false, nil, rowKey{}
+	}
+}
+
+// reuse copies row into buf's storage unless buf is much larger than needed, so that
+// slots do not pin memory beyond the byte budget.
+func reuse(buf, row []byte) []byte {
+	if cap(buf) > 2*len(row)+1024 {
+		buf = nil
+	}
+	return append(buf[:0], row...)
+}
+
+func (c *rowCache) clear() {
+	if !c.enabled() {
+		return
+	}
+	clear(c.index)
+	for i := range c.slots {
+		c.slots[i] = rowSlot{}
+	}
+	c.hand, c.bytes = 0, 0
+}

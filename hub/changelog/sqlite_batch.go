@@ -1,0 +1,576 @@
+package changelog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/synchub/synchub/cdc"
+	"github.com/synchub/synchub/hub/syncproto"
+)
+
+// Row-index statements. An entry overwritten by a newer version keeps its previous
+// value in pv/ps/po/pd (only the first time the version touches it), which is what
+// Open restores when that version never completed.
+const (
+	upsertRowSQL = `INSERT INTO rows (tbl, key, version, seq, origin, deleted) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+		ON CONFLICT (tbl, key) DO UPDATE SET
+			pv = CASE WHEN version < excluded.version THEN version ELSE pv END,
+			ps = CASE WHEN version < excluded.version THEN seq ELSE ps END,
+			po = CASE WHEN version < excluded.version THEN origin ELSE po END,
+			pd = CASE WHEN version < excluded.version THEN deleted ELSE pd END,
+			version = excluded.version, seq = excluded.seq, origin = excluded.origin, deleted = excluded.deleted`
+	truncateRowsSQL = `UPDATE rows SET
+			pv = CASE WHEN version < ?1 THEN version ELSE pv END,
+			ps = CASE WHEN version < ?1 THEN seq ELSE ps END,
+			po = CASE WHEN version < ?1 THEN origin ELSE po END,
+			pd = CASE WHEN version < ?1 THEN deleted ELSE pd END,
+			version = ?1, seq = ?2, origin = ?3, deleted = 1
+		WHERE tbl = ?4`
+	insertChunkSQL   = `INSERT INTO chunks (id, n, data) VALUES (?, ?, ?)`
+	insertVersionSQL = `INSERT INTO versions (version, origin, commit_us, schema_version, changes, bytes, chunks, last_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	getRowSQL    = `SELECT version, seq, deleted FROM rows WHERE tbl = ? AND key = ?`
+	getChunkSQL  = `SELECT data FROM chunks WHERE id = ?`
+	saveStateSQL = `UPDATE state SET head = ?, position = ?, source_kind = ?, schema_version = ?,
+		compacted_through = ?, tombstone_horizon = ?, entries = ?, bytes = ?, head_us = ? WHERE id = 1`
+)
+
+// sqliteBatch is one writer transaction. Changes are encoded once, into the current
+// chunk, which is stored when full, when its version completes, or at Commit.
+type sqliteBatch struct {
+	s *SQLiteStore
+	// ctx runs the per-change statements. It carries Begin's values but not its
+	// cancellation: a cancellable context makes the driver watch every statement,
+	// which costs more than the statement. Cancellation is checked between changes
+	// and ends the transaction through database/sql.
+	ctx     context.Context
+	tx      *sql.Tx
+	ws      writerState
+	err     error // set when the batch can only be rolled back
+	done    bool
+	pending int
+
+	buf []byte // "[" followed by the current chunk's changes
+	n   int    // changes in buf
+
+	upsert, truncate, chunk, getRow, getChunk *sql.Stmt
+
+	scratch []byte
+	fill    cdc.Row
+}
+
+// Begin starts a batch; it waits while a compaction step holds the writer.
+func (s *SQLiteStore) Begin(ctx context.Context) (Batch, error) {
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return nil, errClosed
+	case s.batchOpen:
+		s.mu.Unlock()
+		return nil, errors.New("begin change log batch: a batch is already open; commit or roll back the previous batch first")
+	}
+	s.batchOpen = true
+	s.mu.Unlock()
+	release := func() {
+		s.mu.Lock()
+		s.batchOpen = false
+		s.mu.Unlock()
+	}
+	if err := s.lockWriter(ctx); err != nil {
+		release()
+		return nil, fmt.Errorf("begin change log batch: %w", err)
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		s.unlockWriter()
+		release()
+		return nil, fmt.Errorf("begin change log batch: %w", err)
+	}
+	s.mu.Lock()
+	ws := s.committed
+	s.mu.Unlock()
+	b := &sqliteBatch{
+		s:   s,
+		ctx: context.WithoutCancel(ctx),
+		tx:  tx,
+		ws:  ws,
+		buf: append(make([]byte, 0, 64<<10), '['),
+	}
+	for _, p := range []struct {
+		st **sql.Stmt
+		q  string
+	}{
+		{&b.upsert, upsertRowSQL}, {&b.truncate, truncateRowsSQL}, {&b.chunk, insertChunkSQL},
+		{&b.getRow, getRowSQL}, {&b.getChunk, getChunkSQL},
+	} {
+		if *p.st, err = tx.PrepareContext(ctx, p.q); err != nil {
+			b.abort()
+			return nil, fmt.Errorf("begin change log batch: prepare: %w", err)
+		}
+	}
+	return b, nil
+}
+
+func (b *sqliteBatch) usable() error {
+	switch {
+	case b.done:
+		return errors.New("change log batch is already committed or rolled back; begin a new one")
+	case b.err != nil:
+		return fmt.Errorf("change log batch failed earlier and must be rolled back: %w", b.err)
+	}
+	return nil
+}
+
+// fail marks the batch unusable: a part of a transaction may have been written.
+func (b *sqliteBatch) fail(err error) error {
+	if b.err == nil {
+		b.err = err
+	}
+	return err
+}
+
+// Pending reports the changes appended since Begin.
+func (b *sqliteBatch) Pending() int { return b.pending }
+
+// SetTables records the captured tables, writing a schema version if they changed.
+func (b *sqliteBatch) SetTables(tables []cdc.Table) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	next, err := copyTables(tables)
+	if err != nil {
+		return fmt.Errorf("set tables: %w", err)
+	}
+	if err := b.writeSchema(next); err != nil {
+		return b.fail(err)
+	}
+	return nil
+}
+
+// mergeTables applies a transaction's changed table definitions to the schema.
+func (b *sqliteBatch) mergeTables(changed []cdc.Table) error {
+	add, err := copyTables(changed)
+	if err != nil {
+		return fmt.Errorf("tables changed by the transaction: %w", err)
+	}
+	next := slices.Clone(b.ws.tables)
+	for _, t := range add {
+		if i := slices.IndexFunc(next, func(x cdc.Table) bool { return x.Name == t.Name }); i >= 0 {
+			next[i] = t
+		} else {
+			next = append(next, t)
+		}
+	}
+	return b.writeSchema(next)
+}
+
+func copyTables(tables []cdc.Table) ([]cdc.Table, error) {
+	out := make([]cdc.Table, len(tables))
+	seen := make(map[string]bool, len(tables))
+	for i, t := range tables {
+		if err := t.Validate(); err != nil {
+			return nil, err
+		}
+		if seen[t.Name] {
+			return nil, fmt.Errorf("table %s is listed twice", t.Name)
+		}
+		seen[t.Name] = true
+		out[i] = cdc.Table{Name: t.Name, Columns: slices.Clone(t.Columns), PrimaryKey: slices.Clone(t.PrimaryKey)}
+	}
+	return out, nil
+}
+
+// writeSchema writes tables as a new schema version unless they equal the latest.
+func (b *sqliteBatch) writeSchema(tables []cdc.Table) error {
+	if b.ws.schemaVersion > 0 && sameTables(b.ws.tables, tables) {
+		return nil
+	}
+	v := b.ws.schemaVersion + 1
+	body, err := json.Marshal(syncproto.SchemaResponse{Version: v, Tables: tables})
+	if err != nil {
+		return fmt.Errorf("encode schema version %d: %w", v, err)
+	}
+	if _, err := b.tx.ExecContext(b.ctx, `INSERT INTO schemas (version, body) VALUES (?, ?)`, v, body); err != nil {
+		return fmt.Errorf("write schema version %d: %w", v, err)
+	}
+	b.ws.schemaVersion = v
+	b.ws.setTables(tables)
+	b.s.log.Info("schema version written", "schema_version", v, "tables", len(tables))
+	return nil
+}
+
+func sameTables(a, b []cdc.Table) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range b {
+		j := slices.IndexFunc(a, func(x cdc.Table) bool { return x.Name == b[i].Name })
+		if j < 0 || !cdc.SameColumns(&a[j], &b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendTx appends a transaction or one part of it.
+func (b *sqliteBatch) AppendTx(ctx context.Context, tx *cdc.Tx) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return b.fail(err)
+	}
+	if b.ws.open.version == 0 {
+		v := b.ws.head + 1
+		if v > maxVersion {
+			return b.fail(fmt.Errorf("append tx: version %d exceeds the change log's limit", v))
+		}
+		b.ws.open = openVersion{version: v, lastSeq: -1, origin: tx.Origin, multi: tx.More}
+	}
+	if len(tx.Tables) > 0 {
+		if err := b.mergeTables(tx.Tables); err != nil {
+			return b.fail(err)
+		}
+	}
+	for i := range tx.Changes {
+		if i&255 == 255 {
+			if err := ctx.Err(); err != nil {
+				return b.fail(err)
+			}
+		}
+		if err := b.appendChange(&tx.Changes[i]); err != nil {
+			return b.fail(fmt.Errorf("append change %d (%s %s) to version %d: %w",
+				i, tx.Changes[i].Op, tx.Changes[i].Table, b.ws.open.version, err))
+		}
+		b.pending++
+	}
+	if tx.More {
+		return nil
+	}
+	if err := b.complete(tx); err != nil {
+		return b.fail(err)
+	}
+	return nil
+}
+
+func (b *sqliteBatch) appendChange(c *cdc.Change) error {
+	tbl := b.ws.byName[c.Table]
+	if tbl == nil {
+		return fmt.Errorf("table %s is not in the change log's schema; the source must list it (SetTables or Tx.Tables) before sending its changes", c.Table)
+	}
+	var key, oldKey string
+	switch c.Op {
+	case cdc.OpInsert:
+		if len(c.After) == 0 {
+			return errors.New("insert has no row image")
+		}
+		key = syncproto.KeyText(tbl, c.After)
+	case cdc.OpUpdate:
+		if len(c.After) == 0 {
+			return errors.New("update has no new row image")
+		}
+		key = syncproto.KeyText(tbl, c.After)
+		if len(c.Before) > 0 && syncproto.KeyChanged(tbl, c.Before, c.After) {
+			oldKey = syncproto.KeyText(tbl, c.Before)
+		}
+		if c.After.HasUnchanged() {
+			from := key
+			if oldKey != "" {
+				from = oldKey
+			}
+			filled, err := b.fillUnchanged(tbl, c.After, from)
+			if err != nil {
+				return err
+			}
+			cc := *c
+			cc.After = filled
+			c = &cc
+		}
+	case cdc.OpDelete:
+		if len(c.Before) == 0 {
+			return errors.New("delete has no key")
+		}
+		key = syncproto.KeyText(tbl, c.Before)
+	case cdc.OpTruncate:
+	default:
+		return fmt.Errorf("unknown op %d", c.Op)
+	}
+
+	if b.n > 0 {
+		b.buf = append(b.buf, ',')
+	}
+	start := len(b.buf)
+	b.buf = syncproto.AppendChange(b.buf, c, tbl)
+	b.n++
+
+	ov := &b.ws.open
+	seq := int64(ov.nextSeq)
+	var err error
+	switch c.Op {
+	case cdc.OpInsert, cdc.OpUpdate:
+		_, err = b.upsert.ExecContext(b.ctx, c.Table, key, ov.version, seq, ov.origin, false)
+		if err == nil && oldKey != "" {
+			_, err = b.upsert.ExecContext(b.ctx, c.Table, oldKey, ov.version, seq, ov.origin, true)
+			b.s.rows.remove(c.Table, oldKey)
+		}
+		if b.s.rows.enabled() {
+			if row, ok := field(b.buf[start:], []byte(`"row"`)); ok {
+				b.s.rows.put(c.Table, key, row)
+			}
+		}
+	case cdc.OpDelete:
+		_, err = b.upsert.ExecContext(b.ctx, c.Table, key, ov.version, seq, ov.origin, true)
+		b.s.rows.remove(c.Table, key)
+	case cdc.OpTruncate:
+		_, err = b.truncate.ExecContext(b.ctx, ov.version, seq, ov.origin, c.Table)
+		b.s.rows.clear()
+	}
+	if err != nil {
+		return fmt.Errorf("update row index: %w", err)
+	}
+	if b.n >= b.s.cfg.ChunkChanges || len(b.buf) >= b.s.cfg.ChunkBytes {
+		return b.flush()
+	}
+	return nil
+}
+
+// flush stores the current chunk.
+func (b *sqliteBatch) flush() error {
+	if b.n == 0 {
+		return nil
+	}
+	ov := &b.ws.open
+	if ov.nextSeq > maxChunkSeq {
+		return fmt.Errorf("version %d has more than %d chunks; raise chunk_changes or chunk_bytes", ov.version, maxChunkSeq)
+	}
+	b.buf = append(b.buf, ']')
+	if _, err := b.chunk.ExecContext(b.ctx, chunkID(ov.version, ov.nextSeq), b.n, b.buf); err != nil {
+		return fmt.Errorf("store chunk %d.%d: %w", ov.version, ov.nextSeq, err)
+	}
+	size := int64(len(b.buf))
+	b.ws.entries += int64(b.n)
+	b.ws.bytes += size
+	ov.changes += int64(b.n)
+	ov.bytes += size
+	ov.chunks++
+	ov.lastSeq = ov.nextSeq
+	ov.nextSeq++
+	b.buf = b.buf[:1]
+	b.n = 0
+	return nil
+}
+
+// complete writes the final part's version row and moves head and position.
+func (b *sqliteBatch) complete(tx *cdc.Tx) error {
+	if err := b.flush(); err != nil {
+		return err
+	}
+	ov := b.ws.open
+	commitUS := time.Now().UnixMicro()
+	if !tx.CommitTime.IsZero() {
+		commitUS = tx.CommitTime.UnixMicro()
+	}
+	if _, err := b.tx.ExecContext(b.ctx, insertVersionSQL, ov.version, ov.origin, commitUS, b.ws.schemaVersion,
+		ov.changes, ov.bytes, ov.chunks, ov.lastSeq); err != nil {
+		return fmt.Errorf("complete version %d: %w", ov.version, err)
+	}
+	b.ws.head = ov.version
+	b.ws.headUS = commitUS
+	if tx.Pos != nil && !tx.Pos.IsZero() {
+		b.ws.position = tx.Pos.String()
+	}
+	b.ws.open = openVersion{}
+	return nil
+}
+
+// fillUnchanged returns after with its unchanged columns taken from the row's latest
+// stored image (the row identified by key). Columns with no stored value stay marked
+// Unchanged, so they are left out of the stored row, and a warning is logged.
+func (b *sqliteBatch) fillUnchanged(tbl *cdc.Table, after cdc.Row, key string) (cdc.Row, error) {
+	img, ok := b.s.rows.get(tbl.Name, key)
+	if !ok {
+		var err error
+		if img, ok, err = b.loadImage(tbl, key); err != nil {
+			return nil, fmt.Errorf("read latest image of %s %s: %w", tbl.Name, key, err)
+		}
+	}
+	out := b.fill[:0]
+	var missing []string
+	for _, f := range after {
+		if !f.Unchanged {
+			out = append(out, f)
+			continue
+		}
+		if ok {
+			if col, found := tbl.Column(f.Name); found {
+				b.scratch = cdc.AppendJSONString(b.scratch[:0], f.Name)
+				if raw, found := field(img, b.scratch); found {
+					if v, err := cdc.ParseJSONValue(col.Kind, raw); err == nil {
+						out = append(out, cdc.Field{Name: f.Name, Value: v})
+						continue
+					}
+				}
+			}
+		}
+		missing = append(missing, f.Name)
+		out = append(out, f)
+	}
+	if len(missing) > 0 {
+		b.s.log.Warn("unchanged columns have no stored value; the update is stored without them",
+			"table", tbl.Name, "key", key, "columns", missing, "version", b.ws.open.version)
+	}
+	b.fill = out
+	return out, nil
+}
+
+// loadImage finds the row's latest image through the row index: the last change
+// with a row for that key in the chunk the index points at.
+func (b *sqliteBatch) loadImage(tbl *cdc.Table, key string) ([]byte, bool, error) {
+	var (
+		version int64
+		seq     int
+		deleted bool
+	)
+	err := b.getRow.QueryRowContext(b.ctx, tbl.Name, key).Scan(&version, &seq, &deleted)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && deleted) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var data []byte
+	if version == b.ws.open.version && seq == b.ws.open.nextSeq {
+		data = append(slices.Clip(b.buf), ']')
+	} else if err := b.getChunk.QueryRowContext(b.ctx, chunkID(version, seq)).Scan(&data); err != nil {
+		return nil, false, fmt.Errorf("read chunk %d.%d: %w", version, seq, err)
+	}
+	qtable := cdc.AppendJSONString(nil, tbl.Name)
+	qkeys := quotedNames(tbl.PrimaryKey)
+	var (
+		found []byte
+		kb    []byte
+	)
+	err = eachElem(data, func(elem []byte) error {
+		c, err := parseRawChange(elem)
+		if err != nil {
+			return err
+		}
+		if c.row == nil || string(c.table) != string(qtable) {
+			return nil
+		}
+		kb = appendKeyFromRow(kb[:0], c.row, qkeys)
+		if string(kb) == key {
+			found = c.row
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("scan chunk %d.%d: %w", version, seq, err)
+	}
+	return found, found != nil, nil
+}
+
+func quotedNames(names []string) [][]byte {
+	out := make([][]byte, len(names))
+	for i, n := range names {
+		out[i] = cdc.AppendJSONString(nil, n)
+	}
+	return out
+}
+
+// Reset drops every entry and the row index; versions keep counting up and the
+// tombstone horizon moves past the head, so every watermark an edge holds is too old.
+func (b *sqliteBatch) Reset(ctx context.Context, sourceKind string) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	for _, q := range []string{`DELETE FROM chunks`, `DELETE FROM versions`, `DELETE FROM rows`} {
+		if _, err := b.tx.ExecContext(ctx, q); err != nil {
+			return b.fail(fmt.Errorf("reset change log: %w", err))
+		}
+	}
+	b.ws.open = openVersion{}
+	b.buf, b.n = b.buf[:1], 0
+	b.ws.entries, b.ws.bytes = 0, 0
+	b.ws.position = ""
+	b.ws.sourceKind = sourceKind
+	b.ws.tombstoneHorizon = b.ws.head + 1
+	b.s.rows.clear()
+	b.s.log.Warn("change log reset; every edge must re-bootstrap", "head", b.ws.head, "source", sourceKind)
+	return nil
+}
+
+// Commit stores the current chunk and the state, and publishes the new head.
+func (b *sqliteBatch) Commit(ctx context.Context) (State, error) {
+	if err := b.usable(); err != nil {
+		if !b.done {
+			_ = b.Rollback()
+		}
+		return State{}, fmt.Errorf("commit change log batch: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		_ = b.Rollback()
+		return State{}, fmt.Errorf("commit change log batch: %w", err)
+	}
+	if err := b.flush(); err != nil {
+		_ = b.Rollback()
+		return State{}, fmt.Errorf("commit change log batch: %w", err)
+	}
+	w := &b.ws
+	if _, err := b.tx.ExecContext(b.ctx, saveStateSQL, w.head, w.position, w.sourceKind, w.schemaVersion,
+		w.compactedThrough, w.tombstoneHorizon, w.entries, w.bytes, w.headUS); err != nil {
+		_ = b.Rollback()
+		return State{}, fmt.Errorf("commit change log batch: save state: %w", err)
+	}
+	if err := b.tx.Commit(); err != nil {
+		b.tx = nil
+		_ = b.Rollback()
+		return State{}, fmt.Errorf("commit change log batch: %w", err)
+	}
+	b.done = true
+	s := b.s
+	s.mu.Lock()
+	moved := s.committed.head != w.head
+	s.committed = *w
+	s.batchOpen = false
+	if moved {
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}
+	s.mu.Unlock()
+	s.unlockWriter()
+	return w.state(), nil
+}
+
+// Rollback discards the batch; it is a no-op after Commit or a previous Rollback.
+func (b *sqliteBatch) Rollback() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	var err error
+	if b.tx != nil {
+		if err = b.tx.Rollback(); errors.Is(err, sql.ErrTxDone) {
+			err = nil
+		}
+	}
+	s := b.s
+	s.rows.clear()
+	s.mu.Lock()
+	s.batchOpen = false
+	s.mu.Unlock()
+	s.unlockWriter()
+	if err != nil {
+		return fmt.Errorf("roll back change log batch: %w", err)
+	}
+	return nil
+}
+
+// abort ends a batch that failed while starting.
+func (b *sqliteBatch) abort() { _ = b.Rollback() }
