@@ -1,0 +1,168 @@
+package edge
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/synchub/synchub/cdc"
+	"github.com/synchub/synchub/hub/syncproto"
+)
+
+// maxBody bounds a response body the agent will read.
+const maxBody = 1 << 30
+
+// HubError is an error response from the hub.
+type HubError struct {
+	Status  int    // HTTP status
+	Code    string // the hub's error code, e.g. "watermark_too_old"
+	Message string // the hub's explanation
+	Horizon int64  // for watermark_too_old: the oldest watermark the hub serves
+}
+
+func (e *HubError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("hub answered HTTP %d: %s", e.Status, e.Message)
+	}
+	return fmt.Sprintf("hub answered HTTP %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Retryable reports whether the same request may succeed later.
+func (e *HubError) Retryable() bool {
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Status == http.StatusRequestTimeout
+}
+
+// mustRebootstrap reports whether the hub says the edge's data cannot be continued:
+// its watermark is older than the hub's horizon (410) or ahead of the hub's log (409).
+func (e *HubError) mustRebootstrap() bool {
+	return e.Status == http.StatusGone || e.Code == "watermark_too_old" || e.Code == "watermark_ahead"
+}
+
+// hubClient speaks the sync API.
+type hubClient struct {
+	base      string // HubURL without a trailing slash
+	http      *http.Client
+	edgeID    string
+	limit     int
+	reqTimout time.Duration
+	body      bytes.Buffer
+	gz        *gzip.Reader
+}
+
+func newHubClient(cfg Config) *hubClient {
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:          4,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: cfg.Wait + cfg.RequestTimeout,
+			ForceAttemptHTTP2:     true,
+		}}
+	}
+	return &hubClient{base: strings.TrimRight(cfg.HubURL, "/"), http: hc, edgeID: cfg.EdgeID, limit: cfg.PageLimit, reqTimout: cfg.RequestTimeout}
+}
+
+// get fetches path and leaves the (decompressed) body in c.body. Answers other than
+// 200 become *HubError.
+func (c *hubClient) get(ctx context.Context, target string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return fmt.Errorf("build request for %s: %w", target, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept-Encoding", "gzip")
+	req.Header.Set("User-Agent", "synchub-edge")
+	req.Header.Set("X-Synchub-Edge-Id", c.edgeID)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("request %s: %w", target, err)
+	}
+	defer resp.Body.Close()
+	var r io.Reader = resp.Body
+	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		if c.gz == nil {
+			c.gz, err = gzip.NewReader(resp.Body)
+		} else {
+			err = c.gz.Reset(resp.Body)
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: gzip: %w", target, err)
+		}
+		r = c.gz
+	}
+	c.body.Reset()
+	if resp.ContentLength > 0 && resp.ContentLength < maxBody {
+		c.body.Grow(int(resp.ContentLength))
+	}
+	if _, err := c.body.ReadFrom(io.LimitReader(r, maxBody)); err != nil {
+		return fmt.Errorf("read %s: %w", target, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	he := &HubError{Status: resp.StatusCode}
+	var e syncproto.Error
+	if json.Unmarshal(c.body.Bytes(), &e) == nil && e.Code != "" {
+		he.Code, he.Message, he.Horizon = e.Code, e.Message, e.Horizon
+	} else {
+		he.Message = strings.TrimSpace(string(c.body.Bytes()[:min(c.body.Len(), 200)]))
+		if he.Message == "" {
+			he.Message = http.StatusText(resp.StatusCode)
+		}
+	}
+	return he
+}
+
+// schema fetches GET /v1/schema.
+func (c *hubClient) schema(ctx context.Context) (*cdc.Schema, error) {
+	if err := c.get(ctx, c.base+"/v1/schema", c.reqTimout); err != nil {
+		return nil, fmt.Errorf("fetch schema: %w", err)
+	}
+	var sr syncproto.SchemaResponse
+	if err := json.Unmarshal(c.body.Bytes(), &sr); err != nil {
+		return nil, fmt.Errorf("fetch schema: decode the hub's answer: %w", err)
+	}
+	return &cdc.Schema{Version: sr.Version, Tables: sr.Tables}, nil
+}
+
+// page fetches one page of changes. The returned page aliases c.body: it is valid
+// until the next request.
+func (c *hubClient) page(ctx context.Context, since int64, cursor string, wait time.Duration) (*page, error) {
+	q := url.Values{}
+	q.Set("since", strconv.FormatInt(since, 10))
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	q.Set("limit", strconv.Itoa(c.limit))
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	if err := c.get(ctx, c.base+"/v1/changes?"+q.Encode(), wait+c.reqTimout); err != nil {
+		return nil, fmt.Errorf("fetch changes since %d: %w", since, err)
+	}
+	p, err := decodePage(c.body.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("fetch changes since %d: %w", since, err)
+	}
+	if p.Since != since {
+		return nil, fmt.Errorf("fetch changes since %d: the hub answered a page since %d", since, p.Since)
+	}
+	return p, nil
+}
+
+var errNoCursor = errors.New("the hub sent a page without commit and without a cursor to continue it")

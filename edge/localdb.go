@@ -1,0 +1,205 @@
+package edge
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Keys of _synchub_meta.
+const (
+	metaWatermark     = "watermark"
+	metaSchemaVersion = "schema_version"
+	metaSchema        = "schema"
+	metaHubURL        = "hub_url"
+	metaEdgeID        = "edge_id"
+	metaTables        = "tables"
+)
+
+// localDB is the edge's SQLite database. The agent writes only through conn, one
+// dedicated connection whose prepared statements survive across transactions; the
+// application shares db.
+type localDB struct {
+	path string
+	db   *sql.DB
+	conn *sql.Conn
+	inTx bool
+}
+
+func openLocal(ctx context.Context, path string, busy time.Duration) (*localDB, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open local database %s: %w", path, err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(busy.Milliseconds(), 10)+")")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	dsn := (&url.URL{Scheme: "file", Path: abs, RawQuery: q.Encode()}).String()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open local database %s: %w", abs, err)
+	}
+	l := &localDB{path: abs, db: db}
+	if err := l.init(ctx); err != nil {
+		_ = l.close()
+		return nil, fmt.Errorf("open local database %s: %w (is it a SQLite database this process can write?)", abs, err)
+	}
+	return l, nil
+}
+
+func (l *localDB) init(ctx context.Context) error {
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	l.conn = conn
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("read journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode is %q, not WAL", mode)
+	}
+	_, err = conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS _synchub_meta (k TEXT PRIMARY KEY, v)`)
+	return err
+}
+
+func (l *localDB) close() error {
+	var errs []error
+	if l.conn != nil {
+		if l.inTx {
+			_, _ = l.conn.ExecContext(context.Background(), "ROLLBACK")
+			l.inTx = false
+		}
+		errs = append(errs, l.conn.Close())
+	}
+	errs = append(errs, l.db.Close())
+	return errors.Join(errs...)
+}
+
+// begin starts the agent's write transaction. IMMEDIATE takes the write lock now, so a
+// concurrent writer cannot make a later statement fail with SQLITE_BUSY mid-page.
+func (l *localDB) begin(ctx context.Context) error {
+	if l.inTx {
+		return errors.New("begin local transaction: one is already open")
+	}
+	if _, err := l.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin local transaction: %w", err)
+	}
+	l.inTx = true
+	return nil
+}
+
+func (l *localDB) commit(ctx context.Context) error {
+	if !l.inTx {
+		return errors.New("commit local transaction: none is open")
+	}
+	if _, err := l.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit local transaction: %w", err)
+	}
+	l.inTx = false
+	return nil
+}
+
+// rollback ends the open transaction, if any, discarding its writes. It does not take
+// a context: it must run even when the pull was cancelled.
+func (l *localDB) rollback() error {
+	if !l.inTx {
+		return nil
+	}
+	l.inTx = false
+	if _, err := l.conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		if strings.Contains(err.Error(), "no transaction is active") {
+			return nil
+		}
+		return fmt.Errorf("roll back local transaction: %w", err)
+	}
+	return nil
+}
+
+func (l *localDB) getMeta(ctx context.Context, k string) (string, bool, error) {
+	var v sql.NullString
+	err := l.conn.QueryRowContext(ctx, `SELECT v FROM _synchub_meta WHERE k = ?`, k).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read %s from _synchub_meta: %w", k, err)
+	}
+	return v.String, true, nil
+}
+
+func (l *localDB) getMetaInt(ctx context.Context, k string) (int64, error) {
+	s, ok, err := l.getMeta(ctx, k)
+	if err != nil || !ok {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("_synchub_meta %s is %q, not an integer: the local database is damaged; delete it to re-bootstrap", k, s)
+	}
+	return n, nil
+}
+
+func (l *localDB) setMeta(ctx context.Context, k, v string) error {
+	_, err := l.conn.ExecContext(ctx, `INSERT INTO _synchub_meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, k, v)
+	if err != nil {
+		return fmt.Errorf("write %s to _synchub_meta: %w", k, err)
+	}
+	return nil
+}
+
+// localColumn is a column as SQLite reports it.
+type localColumn struct {
+	name string
+	typ  string
+	pk   int // 1-based position in the primary key; 0 when not a key column
+}
+
+// tableInfo lists a local table's columns; none when the table does not exist.
+func (l *localDB) tableInfo(ctx context.Context, name string) ([]localColumn, error) {
+	rows, err := l.conn.QueryContext(ctx, `SELECT name, type, pk FROM pragma_table_info(?)`, name)
+	if err != nil {
+		return nil, fmt.Errorf("inspect local table %s: %w", name, err)
+	}
+	defer rows.Close()
+	var cols []localColumn
+	for rows.Next() {
+		var c localColumn
+		if err := rows.Scan(&c.name, &c.typ, &c.pk); err != nil {
+			return nil, fmt.Errorf("inspect local table %s: %w", name, err)
+		}
+		cols = append(cols, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("inspect local table %s: %w", name, err)
+	}
+	return cols, nil
+}
+
+// replaceConn discards the agent's connection (after a failed rollback left it in an
+// unknown state) and takes a fresh one.
+func (l *localDB) replaceConn(ctx context.Context) error {
+	if l.conn != nil {
+		_ = l.conn.Raw(func(any) error { return driver.ErrBadConn })
+		_ = l.conn.Close()
+		l.conn = nil
+	}
+	l.inTx = false
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("reconnect to local database: %w", err)
+	}
+	l.conn = conn
+	return nil
+}

@@ -1,0 +1,53 @@
+package edge
+
+import "time"
+
+// State is what the agent is doing.
+type State string
+
+// The states an agent reports.
+const (
+	StateIdle          State = "idle"          // opened, not pulling
+	StatePulling       State = "pulling"       // fetching or applying pages
+	StateWaiting       State = "waiting"       // caught up, long-polling the hub
+	StateBootstrapping State = "bootstrapping" // refilling from version 0
+	StateBackoff       State = "backoff"       // the last pull failed; waiting to retry
+	StateClosed        State = "closed"
+)
+
+// Status is a snapshot of the agent's progress.
+type Status struct {
+	EdgeID        string    `json:"edge_id"`
+	HubURL        string    `json:"hub_url"`
+	DBPath        string    `json:"db_path"`
+	State         State     `json:"state"`
+	Watermark     int64     `json:"watermark"`      // last version applied and committed locally
+	HeadSeen      int64     `json:"head_seen"`      // the hub's head in the last page received
+	SchemaVersion int64     `json:"schema_version"` // schema version of the local tables
+	LastPull      time.Time `json:"last_pull"`      // when the last page arrived
+	LastCommit    time.Time `json:"last_commit"`    // when changes were last committed locally
+	Applied       int64     `json:"applied"`        // changes applied since Open
+	Rebootstraps  int       `json:"rebootstraps"`   // re-bootstraps since Open
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorTime time.Time `json:"last_error_time"`
+}
+
+func (a *Agent) setState(s State) {
+	a.mu.Lock()
+	a.status.State = s
+	a.mu.Unlock()
+}
+
+func (a *Agent) updateStatus(f func(*Status)) {
+	a.mu.Lock()
+	f(&a.status)
+	a.mu.Unlock()
+}
+
+// Status returns a snapshot of the agent's progress. It is safe to call at any time,
+// from any goroutine.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.status
+}
