@@ -93,9 +93,7 @@ func (s *Server) handleChanges(c *fiber.Ctx) error {
 			return s.pageError(ctx, q, err)
 		}
 		if page.Head < q.req.Since {
-			return &Error{Kind: KindWatermarkAhead, Message: fmt.Sprintf(
-				"since %d is ahead of the hub's head %d: this hub's change log is not the one your data came from (was it replaced?); delete local data and pull again from since=0 (re-bootstrap)",
-				q.req.Since, page.Head)}
+			return aheadError(q.req.Since, fmt.Errorf("page head %d: %w", page.Head, changelog.ErrAhead))
 		}
 		if page.Changes > 0 || !page.Commit || q.wait <= 0 {
 			return s.sendPage(c, page)
@@ -123,6 +121,9 @@ func (s *Server) sendPage(c *fiber.Ctx, page *changelog.Page) error {
 }
 
 func (s *Server) pageError(ctx context.Context, q changesQuery, err error) error {
+	if errors.Is(err, changelog.ErrAhead) {
+		return aheadError(q.req.Since, err)
+	}
 	if !errors.Is(err, changelog.ErrTooOld) {
 		return err
 	}
@@ -133,4 +134,10 @@ func (s *Server) pageError(ctx context.Context, q changesQuery, err error) error
 	return &Error{Kind: KindWatermarkTooOld, Horizon: horizon, Err: err, Message: fmt.Sprintf(
 		"since %d is older than the change log's horizon %d: deletes you have not seen were compacted away; delete local data and pull again from since=0 (re-bootstrap)",
 		q.req.Since, horizon)}
+}
+
+func aheadError(since int64, err error) *Error {
+	return &Error{Kind: KindWatermarkAhead, Err: err, Message: fmt.Sprintf(
+		"since %d is ahead of the hub's head: this hub's change log is not the one your data came from (was it replaced or restored?); delete local data and pull again from since=0 (re-bootstrap)",
+		since)}
 }
