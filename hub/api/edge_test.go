@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,11 +210,12 @@ func TestAPI_LongPollWakesOnSQLiteCommit(t *testing.T) {
 	defer store.Close()
 	log := &liveLog{t: t, store: store, want: map[int64]string{}}
 	log.append(insertOrder(1, "a"))
-	srv := newServer(t, api.DefaultConfig(), api.Deps{Store: store})
+	counted := &countingStore{Store: store}
+	srv := newServer(t, api.DefaultConfig(), api.Deps{Store: counted})
 	base, _ := serve(t, srv)
 
 	res := longPoll(context.Background(), base+"/v1/changes?since=1&wait=25s")
-	time.Sleep(50 * time.Millisecond) // let the request reach its wait; a commit before it is served at once either way
+	waitFor(t, 10*time.Second, "the long-poll to read the empty page", func() bool { return counted.reads.Load() > 0 })
 	log.append(insertOrder(2, "b"))
 	r := <-res
 	if r.err != nil || r.status != 200 || r.page.Next != 2 || len(r.page.Entries) != 1 {
@@ -222,4 +224,15 @@ func TestAPI_LongPollWakesOnSQLiteCommit(t *testing.T) {
 	if r.took > 10*time.Second {
 		t.Fatalf("long-poll took %v to see a commit", r.took)
 	}
+}
+
+// countingStore counts ReadPage calls of the store it wraps.
+type countingStore struct {
+	changelog.Store
+	reads atomic.Int64
+}
+
+func (c *countingStore) ReadPage(ctx context.Context, req changelog.PageRequest) (*changelog.Page, error) {
+	c.reads.Add(1)
+	return c.Store.ReadPage(ctx, req)
 }
