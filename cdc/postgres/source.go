@@ -49,6 +49,9 @@ type Source struct {
 	version  string
 
 	acked atomic.Uint64
+	// lastDelivered and idleEnd are written by Stream and read by Close.
+	lastDelivered LSN // position of the last whole transaction delivered
+	idleEnd       LSN // server WAL end reported by a keepalive between transactions
 }
 
 // New returns a Source for cfg; it does not connect until Start.
@@ -202,8 +205,6 @@ func (s *Source) Start(ctx context.Context, from cdc.Position) (info *cdc.StartI
 			lost = "replication slot " + s.cfg.Slot + " does not exist"
 		case slot.walStatus == "lost":
 			lost = "the WAL the slot needs was removed (max_slot_wal_keep_size)"
-		case fromLSN < slot.confirmed:
-			lost = fmt.Sprintf("the slot already released WAL up to %s, after the position", slot.confirmed)
 		case len(added) > 0:
 			lost = "tables were added to the publication and need a snapshot: " + strings.Join(added, ", ")
 		default:
@@ -228,7 +229,8 @@ func (s *Source) Start(ctx context.Context, from cdc.Position) (info *cdc.StartI
 	if resume {
 		s.startLSN = fromLSN
 		s.acked.Store(uint64(fromLSN))
-		s.log.Info("resuming replication", "position", fromLSN.String())
+		s.lastDelivered, s.idleEnd = fromLSN, 0
+		s.log.Info("resuming replication", "position", fromLSN.String(), "slot_confirmed", slot.confirmed.String())
 	} else {
 		if slot.exists {
 			if err := s.dropSlot(ctx, meta); err != nil {
@@ -239,6 +241,7 @@ func (s *Source) Start(ctx context.Context, from cdc.Position) (info *cdc.StartI
 			return nil, err
 		}
 		s.acked.Store(0)
+		s.lastDelivered, s.idleEnd = 0, 0
 		s.needSnap = true
 	}
 	info.NeedSnapshot = s.needSnap
@@ -334,7 +337,7 @@ func (s *Source) Close() error {
 	}
 	if s.repl != nil {
 		if s.streamed && !s.repl.IsClosed() {
-			if a := LSN(s.acked.Load()); a != 0 {
+			if a := s.confirmedPosition(); a != 0 {
 				if err := s.sendStatus(ctx, a); err != nil {
 					s.log.Debug("last status update failed", "err", err)
 				}
@@ -354,6 +357,20 @@ func (s *Source) Close() error {
 	}
 	s.metaMu.Unlock()
 	return errors.Join(errs...)
+}
+
+// confirmedPosition is the position reported to PostgreSQL as flushed: the last
+// acknowledged one, or, when every delivered transaction has been acknowledged, the
+// WAL end of the last keepalive received between transactions. Everything before that
+// keepalive was sent ahead of it, so nothing the consumer has not committed is
+// confirmed; without it an idle slot would pin WAL written by other databases, and a
+// fast shutdown of PostgreSQL would wait for wal_sender_timeout.
+func (s *Source) confirmedPosition() LSN {
+	a := LSN(s.acked.Load())
+	if s.lastDelivered <= a && s.idleEnd > a {
+		return s.idleEnd
+	}
+	return a
 }
 
 func (s *Source) sendStatus(ctx context.Context, a LSN) error {

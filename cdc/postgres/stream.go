@@ -38,6 +38,7 @@ type streamer struct {
 	seen map[string]*relation // last relation per table name
 
 	inTx          bool
+	lastDelivered LSN // position of the last whole transaction delivered
 	part          *cdc.Tx
 	partBytes     int
 	partsSent     int
@@ -168,6 +169,9 @@ func (st *streamer) run(ctx context.Context) error {
 				if err != nil {
 					return &cdc.Error{Op: "stream", Err: fmt.Errorf("parse keepalive: %w", err)}
 				}
+				if !st.inTx && LSN(pkm.ServerWALEnd) > st.s.idleEnd {
+					st.s.idleEnd = LSN(pkm.ServerWALEnd)
+				}
 				if pkm.ReplyRequested {
 					if err := st.status(ctx); err != nil {
 						return err
@@ -193,11 +197,11 @@ func (st *streamer) run(ctx context.Context) error {
 	}
 }
 
-// status reports the last acknowledged position as written, flushed and applied. It
-// never reports a position the consumer did not acknowledge.
+// status reports the confirmed position (see Source.confirmedPosition) as written,
+// flushed and applied.
 func (st *streamer) status(ctx context.Context) error {
 	st.nextStatus = time.Now().Add(st.s.cfg.StatusInterval)
-	if err := st.s.sendStatus(ctx, LSN(st.s.acked.Load())); err != nil {
+	if err := st.s.sendStatus(ctx, st.s.confirmedPosition()); err != nil {
 		return transientError("send standby status", err)
 	}
 	return nil
@@ -308,16 +312,19 @@ func (st *streamer) row(ctx context.Context, data []byte) error {
 	return st.add(ctx, ch, len(data))
 }
 
-// add appends a change to the current part and delivers the part when it is full.
+// add appends a change to the current part, first delivering the part when it is
+// full; the final part is delivered at commit, so it is never empty.
 func (st *streamer) add(ctx context.Context, ch cdc.Change, size int) error {
 	if !st.inTx {
 		return &cdc.Error{Op: "stream", Err: errors.New("pgoutput sent a change outside a transaction")}
 	}
+	if n := len(st.part.Changes); n > 0 && (n >= st.s.cfg.MaxTxChanges || st.partBytes+size > st.s.cfg.MaxTxBytes) {
+		if err := st.deliver(ctx, false, 0, time.Time{}); err != nil {
+			return err
+		}
+	}
 	st.part.Changes = append(st.part.Changes, ch)
 	st.partBytes += size
-	if len(st.part.Changes) >= st.s.cfg.MaxTxChanges || st.partBytes >= st.s.cfg.MaxTxBytes {
-		return st.deliver(ctx, false, 0, time.Time{})
-	}
 	return nil
 }
 
@@ -330,6 +337,7 @@ func (st *streamer) deliver(ctx context.Context, final bool, pos LSN, commitTime
 		tx.Pos = pos
 		tx.CommitTime = commitTime
 		st.idlePending = true
+		st.s.lastDelivered = pos
 	}
 	st.pendingTables = nil
 	st.part = &cdc.Tx{Changes: make([]cdc.Change, 0, min(len(tx.Changes), st.s.cfg.MaxTxChanges))}
