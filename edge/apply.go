@@ -18,32 +18,32 @@ func (a *Agent) applyPage(p *page) (int, error) {
 		e := &p.Entries[ei]
 		for ci := range e.Changes {
 			ch := &e.Changes[ci]
-			t := a.tables[ch.Table]
+			t := a.tables[string(ch.Table)]
 			if t == nil {
 				continue
 			}
 			var err error
 			switch ch.Op {
-			case "i":
+			case 'i':
 				err = a.upsert(ctx, t, ch.Row)
-			case "u":
+			case 'u':
 				if len(ch.Key) > 0 {
 					err = a.deleteKey(ctx, t, ch.Key)
 				}
 				if err == nil {
 					err = a.upsert(ctx, t, ch.Row)
 				}
-			case "d":
+			case 'd':
 				err = a.deleteKey(ctx, t, ch.Key)
-			case "t":
+			case 't':
 				if _, err = a.db.conn.ExecContext(ctx, "DELETE FROM "+t.quoted); err != nil {
 					err = fmt.Errorf("truncate %s: %w", t.local, err)
 				}
 			default:
-				err = fmt.Errorf("unknown op %q (want i, u, d or t)", ch.Op)
+				err = fmt.Errorf("unknown op %q (want i, u, d or t)", string(ch.Op))
 			}
 			if err != nil {
-				return n, fmt.Errorf("apply version %d change %d (%s on %s): %w", e.Version, ci, ch.Op, ch.Table, err)
+				return n, fmt.Errorf("apply version %d change %d (%c on %s): %w", e.Version, ci, ch.Op, ch.Table, err)
 			}
 			n++
 		}

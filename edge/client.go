@@ -57,6 +57,7 @@ type hubClient struct {
 	reqTimout time.Duration
 	body      bytes.Buffer
 	gz        *gzip.Reader
+	pg        page // the last page, reused
 }
 
 func newHubClient(cfg Config) *hubClient {
@@ -75,9 +76,8 @@ func newHubClient(cfg Config) *hubClient {
 	return &hubClient{base: strings.TrimRight(cfg.HubURL, "/"), http: hc, edgeID: cfg.EdgeID, limit: cfg.PageLimit, reqTimout: cfg.RequestTimeout}
 }
 
-// get fetches path and leaves the (decompressed) body in c.body. Answers other than
-// 200 become *HubError.
-func (c *hubClient) get(ctx context.Context, target string, timeout time.Duration) error {
+// get fetches target into body, decompressed. Answers other than 200 become *HubError.
+func (c *hubClient) get(ctx context.Context, target string, timeout time.Duration, body *bytes.Buffer) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
@@ -105,11 +105,11 @@ func (c *hubClient) get(ctx context.Context, target string, timeout time.Duratio
 		}
 		r = c.gz
 	}
-	c.body.Reset()
+	body.Reset()
 	if resp.ContentLength > 0 && resp.ContentLength < maxBody {
-		c.body.Grow(int(resp.ContentLength))
+		body.Grow(int(resp.ContentLength))
 	}
-	if _, err := c.body.ReadFrom(io.LimitReader(r, maxBody)); err != nil {
+	if _, err := body.ReadFrom(io.LimitReader(r, maxBody)); err != nil {
 		return fmt.Errorf("read %s: %w", target, err)
 	}
 	if resp.StatusCode == http.StatusOK {
@@ -117,10 +117,10 @@ func (c *hubClient) get(ctx context.Context, target string, timeout time.Duratio
 	}
 	he := &HubError{Status: resp.StatusCode}
 	var e syncproto.Error
-	if json.Unmarshal(c.body.Bytes(), &e) == nil && e.Code != "" {
+	if json.Unmarshal(body.Bytes(), &e) == nil && e.Code != "" {
 		he.Code, he.Message, he.Horizon = e.Code, e.Message, e.Horizon
 	} else {
-		he.Message = strings.TrimSpace(string(c.body.Bytes()[:min(c.body.Len(), 200)]))
+		he.Message = strings.TrimSpace(string(body.Bytes()[:min(body.Len(), 200)]))
 		if he.Message == "" {
 			he.Message = http.StatusText(resp.StatusCode)
 		}
@@ -130,18 +130,19 @@ func (c *hubClient) get(ctx context.Context, target string, timeout time.Duratio
 
 // schema fetches GET /v1/schema.
 func (c *hubClient) schema(ctx context.Context) (*cdc.Schema, error) {
-	if err := c.get(ctx, c.base+"/v1/schema", c.reqTimout); err != nil {
+	var body bytes.Buffer
+	if err := c.get(ctx, c.base+"/v1/schema", c.reqTimout, &body); err != nil {
 		return nil, fmt.Errorf("fetch schema: %w", err)
 	}
 	var sr syncproto.SchemaResponse
-	if err := json.Unmarshal(c.body.Bytes(), &sr); err != nil {
+	if err := json.Unmarshal(body.Bytes(), &sr); err != nil {
 		return nil, fmt.Errorf("fetch schema: decode the hub's answer: %w", err)
 	}
 	return &cdc.Schema{Version: sr.Version, Tables: sr.Tables}, nil
 }
 
-// page fetches one page of changes. The returned page aliases c.body: it is valid
-// until the next request.
+// page fetches one page of changes. The returned page aliases c.body and is reused:
+// it is valid until the next call of page.
 func (c *hubClient) page(ctx context.Context, since int64, cursor string, wait time.Duration) (*page, error) {
 	q := url.Values{}
 	q.Set("since", strconv.FormatInt(since, 10))
@@ -152,11 +153,11 @@ func (c *hubClient) page(ctx context.Context, since int64, cursor string, wait t
 	if wait > 0 {
 		q.Set("wait", wait.String())
 	}
-	if err := c.get(ctx, c.base+"/v1/changes?"+q.Encode(), wait+c.reqTimout); err != nil {
+	if err := c.get(ctx, c.base+"/v1/changes?"+q.Encode(), wait+c.reqTimout, &c.body); err != nil {
 		return nil, fmt.Errorf("fetch changes since %d: %w", since, err)
 	}
-	p, err := decodePage(c.body.Bytes())
-	if err != nil {
+	p := &c.pg
+	if err := decodePage(c.body.Bytes(), p); err != nil {
 		return nil, fmt.Errorf("fetch changes since %d: %w", since, err)
 	}
 	if p.Since != since {

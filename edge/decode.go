@@ -1,23 +1,11 @@
 package edge
 
 import (
-	"encoding/json"
+	"bytes"
 	"fmt"
 
 	"github.com/synchub/synchub/cdc"
-	"github.com/synchub/synchub/hub/syncproto"
 )
-
-type page = syncproto.Page
-
-// decodePage decodes a /v1/changes body; rows and keys stay raw.
-func decodePage(body []byte) (*page, error) {
-	var p syncproto.Page
-	if err := json.Unmarshal(body, &p); err != nil {
-		return nil, fmt.Errorf("decode page: %w", err)
-	}
-	return &p, nil
-}
 
 // rowScanner reads row and key objects ({"col":value,...}) into statement arguments
 // using the column kinds of a table. It walks the JSON bytes once, without building
@@ -126,18 +114,33 @@ func skipSpace(b []byte, i int) int {
 }
 
 // scanString returns the index just past the JSON string starting at b[i] == '"' and
-// whether it holds escapes.
+// whether it holds escapes. It jumps from quote to quote; a quote counts as the end
+// unless an odd run of backslashes precedes it.
 func scanString(b []byte, i int) (end int, escaped bool, err error) {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '"':
-			return j + 1, escaped, nil
-		case '\\':
-			escaped = true
-			j++
+	j := i + 1
+	for {
+		q := bytes.IndexByte(b[j:], '"')
+		if q < 0 {
+			return 0, false, fmt.Errorf("unterminated JSON string at byte %d", i)
 		}
+		at := j + q
+		if !escaped && bytes.IndexByte(b[j:at], '\\') >= 0 {
+			escaped = true
+		}
+		if !escaped || !escapedAt(b, i+1, at) {
+			return at + 1, escaped, nil
+		}
+		j = at + 1
 	}
-	return 0, false, fmt.Errorf("unterminated JSON string at byte %d", i)
+}
+
+// escapedAt reports whether b[at] is preceded by an odd number of backslashes since start.
+func escapedAt(b []byte, start, at int) bool {
+	n := 0
+	for k := at - 1; k >= start && b[k] == '\\'; k-- {
+		n++
+	}
+	return n%2 == 1
 }
 
 // scanValue returns the index just past the JSON value starting at b[i]. Strings are
