@@ -10,7 +10,7 @@
 //	null          null                             (any)
 //	bool          true / false                     INTEGER (0/1)
 //	int           number, full int64 range         INTEGER
-//	float         number, or "NaN"/"Infinity"/"-Infinity"  REAL
+//	float         number, or "NaN"/"Infinity"/"-Infinity"  REAL (NaN stored as the text 'NaN')
 //	decimal       string, exact ("12.3400")        TEXT
 //	text          string                           TEXT
 //	bytes         string, standard base64          BLOB

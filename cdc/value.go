@@ -173,6 +173,10 @@ func (v Value) SQLiteArg() any {
 	case KindBool, KindInt:
 		return v.i
 	case KindFloat:
+		if math.IsNaN(v.f) {
+			// SQLite turns a NaN REAL into NULL; the text keeps it distinct.
+			return "NaN"
+		}
 		return v.f
 	case KindBytes:
 		if v.b == nil {

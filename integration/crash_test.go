@@ -170,7 +170,7 @@ ingest:
 		}
 		defer conn.Close(context.Background())
 		for n := 1; n <= total; n++ {
-			if _, err := conn.Exec(ctx, `INSERT INTO ledger VALUES ($1, 'tx ' || $1::text)`, n); err != nil {
+			if _, err := conn.Exec(ctx, `INSERT INTO ledger VALUES ($1, $2)`, n, fmt.Sprintf("tx %d", n)); err != nil {
 				workDone <- fmt.Errorf("insert %d: %w", n, err)
 				return
 			}
@@ -196,7 +196,7 @@ ingest:
 	p.kill9()
 	p.start()
 	waitHTTP(t, url+"/readyz", 60*time.Second)
-	target := pgtest.MustExec(t, pg, db, "SELECT pg_current_wal_lsn()")
+	target := pgtest.MustExec(t, pg, db, "SELECT pg_current_wal_insert_lsn()")
 	pgtest.WaitFor(t, 2*time.Minute, "hub ingested the whole workload", func() bool {
 		out, err := pg.Exec(context.Background(), db, "SELECT confirmed_flush_lsn >= '"+target+"'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'synchub'")
 		return err == nil && out == "t"

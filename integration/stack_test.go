@@ -175,7 +175,7 @@ func (s *stack) syncEdge(a *edge.Agent) {
 // (its slot's confirmed position has reached the current WAL position).
 func (s *stack) waitHubCaughtUp() {
 	s.t.Helper()
-	target := s.exec("SELECT pg_current_wal_lsn()")
+	target := s.exec("SELECT pg_current_wal_insert_lsn()")
 	pgtest.WaitFor(s.t, 2*time.Minute, "hub ingested up to "+target, func() bool {
 		out, err := s.pg.Exec(context.Background(), s.db,
 			"SELECT coalesce(bool_and(confirmed_flush_lsn >= '"+target+"'::pg_lsn), false) FROM pg_replication_slots WHERE database = current_database()")

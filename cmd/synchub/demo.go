@@ -6,13 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,7 +141,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 	url := "http://" + h.Addr().String()
-	fmt.Fprintf(stdout, "hub API:   %s   (status %s/v1/status, metrics %s/metrics)\n", url, url, url)
+	fmt.Fprintf(stdout, "dashboard: %s/ui\nhub API:   %s   (status %s/v1/status, metrics %s/metrics)\n", url, url, url, url)
 
 	g, gctx := errgroup.WithContext(ctx)
 	var agents []*edge.Agent

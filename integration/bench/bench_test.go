@@ -103,7 +103,7 @@ func ingestScenario(b *testing.B, txs, rowsPerTx int) {
 	if err := writeWorkload(pg, db, txs, rowsPerTx); err != nil {
 		b.Fatal(err)
 	}
-	end := pgtest.MustExec(b, pg, db, "SELECT pg_current_wal_lsn()")
+	end := pgtest.MustExec(b, pg, db, "SELECT pg_current_wal_insert_lsn()")
 	b.Logf("workload written in %v; WAL end %s", time.Since(start).Round(time.Millisecond), end)
 	rows := float64(txs * rowsPerTx)
 
