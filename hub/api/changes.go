@@ -95,7 +95,7 @@ func (s *Server) handleChanges(c *fiber.Ctx) error {
 		if page.Head < q.req.Since {
 			return aheadError(q.req.Since, fmt.Errorf("page head %d: %w", page.Head, changelog.ErrAhead))
 		}
-		if page.Changes > 0 || !page.Commit || q.wait <= 0 {
+		if page.Changes > 0 || !page.Commit || page.Next != q.req.Since || q.wait <= 0 {
 			return s.sendPage(c, page)
 		}
 		if timer == nil {
