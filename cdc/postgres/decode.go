@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/synchub/synchub/cdc"
 )
@@ -148,8 +149,10 @@ func builtinTypes() map[uint32]*pgType {
 var textType = &pgType{name: "text", kind: cdc.KindText, delim: ','}
 
 // decode turns the text form of one value (as pgoutput and text-format queries send
-// it) into a Value. It never panics; malformed text returns an error.
-func (t *pgType) decode(b []byte) (cdc.Value, error) {
+// it) into a Value, taking the Value's text from a (nil allocates it normally). It
+// never panics; malformed text returns an error.
+func (t *pgType) decode(b []byte, a *textArena) (cdc.Value, error) {
+	var err error
 	switch t.kind {
 	case cdc.KindBool:
 		if len(b) == 1 {
@@ -179,34 +182,107 @@ func (t *pgType) decode(b []byte) (cdc.Value, error) {
 			return cdc.Value{}, fmt.Errorf("decode %s: %w", t.name, err)
 		}
 		return cdc.Bytes(d), nil
-	case cdc.KindDate:
-		s, err := normalizeDate(b)
-		if err != nil {
-			return cdc.Value{}, fmt.Errorf("decode %s: %w", t.name, err)
-		}
-		return cdc.Text(cdc.KindDate, s), nil
-	case cdc.KindTimestamp:
-		s, err := normalizeTimestamp(b)
-		if err != nil {
-			return cdc.Value{}, fmt.Errorf("decode %s: %w", t.name, err)
-		}
-		return cdc.Text(cdc.KindTimestamp, s), nil
-	case cdc.KindTimestampTZ:
-		s, err := normalizeTimestampTZ(b)
-		if err != nil {
-			return cdc.Value{}, fmt.Errorf("decode %s: %w", t.name, err)
-		}
-		return cdc.Text(cdc.KindTimestampTZ, s), nil
-	case cdc.KindArray:
-		j, err := arrayToJSON(nil, b, t.elem, t.delim)
-		if err != nil {
-			return cdc.Value{}, fmt.Errorf("decode %s: %w", t.name, err)
-		}
-		return cdc.Text(cdc.KindArray, string(j)), nil
 	case cdc.KindNull:
 		return cdc.Value{}, fmt.Errorf("decode %s: type has no kind", t.name)
+	case cdc.KindDate, cdc.KindTimestamp, cdc.KindTimestampTZ, cdc.KindArray:
+		var scratch []byte
+		if a != nil {
+			scratch = a.scratch[:0]
+		}
+		switch t.kind {
+		case cdc.KindDate:
+			scratch, err = appendDate(scratch, b)
+		case cdc.KindTimestamp:
+			scratch, err = appendTimestamp(scratch, b)
+		case cdc.KindTimestampTZ:
+			scratch, err = appendTimestampTZ(scratch, b)
+		default:
+			var p *arrayParser
+			if a != nil {
+				p = &a.arrays
+			}
+			scratch, err = p.toJSON(scratch, b, t.elem, t.delim)
+		}
+		if a != nil {
+			a.scratch = scratch
+		}
+		if err != nil {
+			return cdc.Value{}, fmt.Errorf("decode %s: %w", t.name, err)
+		}
+		return cdc.Text(t.kind, a.str(scratch)), nil
 	}
-	return cdc.Text(t.kind, string(b)), nil
+	return cdc.Text(t.kind, a.str(b)), nil
+}
+
+// rowDecoder builds Rows with few allocations: Fields are cut from shared slabs and
+// text from a textArena. Rows it returns stay valid after later calls.
+type rowDecoder struct {
+	fields []cdc.Field // unused rest of the current slab
+	text   textArena
+}
+
+const fieldSlab = 1024
+
+// row returns an empty Row of n fields with def's column names.
+func (d *rowDecoder) row(def *tableDef, n int) cdc.Row {
+	if len(d.fields) < n {
+		d.fields = make([]cdc.Field, max(n, fieldSlab))
+	}
+	r := d.fields[:n:n]
+	d.fields = d.fields[n:]
+	for i := range r {
+		r[i].Name = def.table.Columns[i].Name
+	}
+	return r
+}
+
+// values decodes a row of text values (nil is NULL), as a text-format query returns it.
+func (d *rowDecoder) values(def *tableDef, vals [][]byte) (cdc.Row, error) {
+	if len(vals) != len(def.cols) {
+		return nil, fmt.Errorf("table %s: got %d columns, want %d", def.table.Name, len(vals), len(def.cols))
+	}
+	row := d.row(def, len(vals))
+	for i, v := range vals {
+		if v == nil {
+			continue
+		}
+		val, err := def.cols[i].typ.decode(v, &d.text)
+		if err != nil {
+			return nil, fmt.Errorf("table %s column %s: %w", def.table.Name, row[i].Name, err)
+		}
+		row[i].Value = val
+	}
+	return row, nil
+}
+
+// textArena hands out strings cut from shared chunks, so decoding a row costs one
+// allocation per chunk instead of one per value. Bytes once handed out are never
+// written again, which is what makes the strings immutable.
+type textArena struct {
+	chunk   []byte // the current chunk; only its unused capacity is ever written
+	scratch []byte      // reused buffer for values that are rewritten while decoding
+	arrays  arrayParser // reused for array values
+}
+
+const (
+	arenaChunk = 32 << 10
+	arenaMax   = arenaChunk / 8 // longer values get a string of their own
+)
+
+// str returns b as a string; a nil arena allocates it normally.
+func (a *textArena) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if a == nil || len(b) > arenaMax {
+		return string(b)
+	}
+	if cap(a.chunk)-len(a.chunk) < len(b) {
+		a.chunk = make([]byte, 0, arenaChunk)
+	}
+	start := len(a.chunk)
+	a.chunk = append(a.chunk, b...)
+	return unsafe.String(&a.chunk[start], len(b))
 }
 
 func truncate(b []byte) string {
@@ -303,27 +379,24 @@ func isInfinity(b []byte) bool {
 	return string(b) == "infinity" || string(b) == "-infinity"
 }
 
-// normalizeDate keeps ISO dates as they are and writes BC dates with ISO 8601's
+// appendDate keeps ISO dates as they are and writes BC dates with ISO 8601's
 // astronomical year ("0044-03-15 BC" → "-0043-03-15").
-func normalizeDate(b []byte) (string, error) {
+func appendDate(dst, b []byte) ([]byte, error) {
 	if isInfinity(b) || !bytes.HasSuffix(b, []byte(" BC")) {
-		return string(b), nil
+		return append(dst, b...), nil
 	}
 	y, m, d, err := parseDate(b[:len(b)-3])
 	if err != nil {
-		return "", err
+		return dst, err
 	}
-	var sb strings.Builder
-	appendYear(&sb, 1-y)
-	fmt.Fprintf(&sb, "-%02d-%02d", m, d)
-	return sb.String(), nil
+	return appendYMD(dst, 1-y, m, d), nil
 }
 
-// normalizeTimestamp turns "2006-01-02 15:04:05.999999" (DateStyle ISO) into
+// appendTimestamp turns "2006-01-02 15:04:05.999999" (DateStyle ISO) into
 // "2006-01-02T15:04:05.999999"; PostgreSQL already trims trailing zeros of the fraction.
-func normalizeTimestamp(b []byte) (string, error) {
+func appendTimestamp(dst, b []byte) ([]byte, error) {
 	if isInfinity(b) {
-		return string(b), nil
+		return append(dst, b...), nil
 	}
 	bc := bytes.HasSuffix(b, []byte(" BC"))
 	if bc {
@@ -331,32 +404,27 @@ func normalizeTimestamp(b []byte) (string, error) {
 	}
 	sp := bytes.IndexByte(b, ' ')
 	if sp < 0 {
-		return "", fmt.Errorf("%q is not an ISO timestamp", truncate(b))
+		return dst, fmt.Errorf("%q is not an ISO timestamp", truncate(b))
 	}
 	if !bc {
-		var sb strings.Builder
-		sb.Grow(len(b))
-		sb.Write(b[:sp])
-		sb.WriteByte('T')
-		sb.Write(b[sp+1:])
-		return sb.String(), nil
+		dst = append(dst, b[:sp]...)
+		dst = append(dst, 'T')
+		return append(dst, b[sp+1:]...), nil
 	}
 	y, m, d, err := parseDate(b[:sp])
 	if err != nil {
-		return "", err
+		return dst, err
 	}
-	var sb strings.Builder
-	appendYear(&sb, 1-y)
-	fmt.Fprintf(&sb, "-%02d-%02dT", m, d)
-	sb.Write(b[sp+1:])
-	return sb.String(), nil
+	dst = appendYMD(dst, 1-y, m, d)
+	dst = append(dst, 'T')
+	return append(dst, b[sp+1:]...), nil
 }
 
-// normalizeTimestampTZ turns "2006-01-02 15:04:05.999999+05:30" in any offset into the
+// appendTimestampTZ turns "2006-01-02 15:04:05.999999+05:30" in any offset into the
 // same instant in UTC, "2006-01-02T09:34:05.999999Z".
-func normalizeTimestampTZ(b []byte) (string, error) {
+func appendTimestampTZ(dst, b []byte) ([]byte, error) {
 	if isInfinity(b) {
-		return string(b), nil
+		return append(dst, b...), nil
 	}
 	orig := b
 	bc := bytes.HasSuffix(b, []byte(" BC"))
@@ -365,54 +433,68 @@ func normalizeTimestampTZ(b []byte) (string, error) {
 	}
 	sp := bytes.IndexByte(b, ' ')
 	if sp < 0 {
-		return "", fmt.Errorf("%q is not an ISO timestamp with time zone", truncate(orig))
+		return dst, fmt.Errorf("%q is not an ISO timestamp with time zone", truncate(orig))
 	}
 	date, rest := b[:sp], b[sp+1:]
 	signAt := bytes.IndexAny(rest, "+-")
 	if signAt < 0 {
-		return "", fmt.Errorf("%q has no UTC offset", truncate(orig))
+		return dst, fmt.Errorf("%q has no UTC offset", truncate(orig))
 	}
 	clock, off := rest[:signAt], rest[signAt:]
 	offSecs, err := parseOffset(off)
 	if err != nil {
-		return "", fmt.Errorf("%q: %w", truncate(orig), err)
+		return dst, fmt.Errorf("%q: %w", truncate(orig), err)
 	}
 	if offSecs == 0 && !bc {
-		var sb strings.Builder
-		sb.Grow(len(date) + len(clock) + 2)
-		sb.Write(date)
-		sb.WriteByte('T')
-		sb.Write(clock)
-		sb.WriteByte('Z')
-		return sb.String(), nil
+		dst = append(dst, date...)
+		dst = append(dst, 'T')
+		dst = append(dst, clock...)
+		return append(dst, 'Z'), nil
 	}
 	y, m, d, err := parseDate(date)
 	if err != nil {
-		return "", err
+		return dst, err
 	}
 	hh, mm, ss, frac, err := parseClock(clock)
 	if err != nil {
-		return "", fmt.Errorf("%q: %w", truncate(orig), err)
+		return dst, fmt.Errorf("%q: %w", truncate(orig), err)
 	}
 	if bc {
 		y = 1 - y
 	}
 	t := time.Date(y, time.Month(m), d, hh, mm, ss, 0, time.UTC).Add(-time.Duration(offSecs) * time.Second)
-	var sb strings.Builder
-	appendYear(&sb, t.Year())
-	fmt.Fprintf(&sb, "-%02d-%02dT%02d:%02d:%02d", int(t.Month()), t.Day(), t.Hour(), t.Minute(), t.Second())
-	sb.Write(frac)
-	sb.WriteByte('Z')
-	return sb.String(), nil
+	dst = appendYMD(dst, t.Year(), int(t.Month()), t.Day())
+	dst = append(dst, 'T')
+	dst = appendPadded(dst, t.Hour(), 2)
+	dst = append(dst, ':')
+	dst = appendPadded(dst, t.Minute(), 2)
+	dst = append(dst, ':')
+	dst = appendPadded(dst, t.Second(), 2)
+	dst = append(dst, frac...)
+	return append(dst, 'Z'), nil
 }
 
-// appendYear writes an ISO 8601 year: at least four digits, negative before year 1.
-func appendYear(sb *strings.Builder, y int) {
+// appendYMD writes an ISO 8601 date: a year of at least four digits, negative before
+// year 1.
+func appendYMD(dst []byte, y, m, d int) []byte {
 	if y < 0 {
-		sb.WriteByte('-')
+		dst = append(dst, '-')
 		y = -y
 	}
-	fmt.Fprintf(sb, "%04d", y)
+	dst = appendPadded(dst, y, 4)
+	dst = append(dst, '-')
+	dst = appendPadded(dst, m, 2)
+	dst = append(dst, '-')
+	return appendPadded(dst, d, 2)
+}
+
+func appendPadded(dst []byte, v, width int) []byte {
+	var buf [20]byte
+	digits := strconv.AppendInt(buf[:0], int64(v), 10)
+	for i := len(digits); i < width; i++ {
+		dst = append(dst, '0')
+	}
+	return append(dst, digits...)
 }
 
 func parseDate(b []byte) (y, m, d int, err error) {
@@ -491,13 +573,23 @@ const maxArrayDims = 6
 // every other element is a string holding the element's canonical text. Bounds
 // decoration ("[0:2]={…}") is dropped.
 func arrayToJSON(dst, src []byte, elem *pgType, delim byte) ([]byte, error) {
+	var p *arrayParser
+	return p.toJSON(dst, src, elem, delim)
+}
+
+// toJSON is arrayToJSON reusing p's buffers; a nil p uses fresh ones.
+func (p *arrayParser) toJSON(dst, src []byte, elem *pgType, delim byte) ([]byte, error) {
+	if p == nil {
+		p = &arrayParser{}
+	}
 	if elem == nil {
 		elem = textType
 	}
 	if delim == 0 {
 		delim = ','
 	}
-	p := arrayParser{src: src, elem: elem, delim: delim}
+	p.src, p.pos, p.elem, p.delim = src, 0, elem, delim
+	defer func() { p.src = nil }()
 	if len(src) > 0 && src[0] == '[' {
 		eq := bytes.IndexByte(src, '=')
 		if eq < 0 {
@@ -522,7 +614,8 @@ type arrayParser struct {
 	pos   int
 	elem  *pgType
 	delim byte
-	buf   []byte
+	buf   []byte // the current element, unescaped
+	norm  []byte // the current element rewritten in its canonical form
 }
 
 func (p *arrayParser) skipSpace() {
@@ -650,11 +743,34 @@ func (p *arrayParser) appendElement(dst, text []byte, quoted bool) ([]byte, erro
 			return append(dst, "false"...), nil
 		}
 	case cdc.KindDate, cdc.KindTimestamp, cdc.KindTimestampTZ:
-		if v, err := p.elem.decode(text); err == nil {
-			return cdc.AppendJSONString(dst, v.AsString()), nil
+		var err error
+		p.norm = p.norm[:0]
+		switch p.elem.kind {
+		case cdc.KindDate:
+			p.norm, err = appendDate(p.norm, text)
+		case cdc.KindTimestamp:
+			p.norm, err = appendTimestamp(p.norm, text)
+		default:
+			p.norm, err = appendTimestampTZ(p.norm, text)
+		}
+		if err == nil {
+			return appendJSONBytes(dst, p.norm), nil
 		}
 	}
-	return cdc.AppendJSONString(dst, string(text)), nil
+	return appendJSONBytes(dst, text), nil
+}
+
+// appendJSONBytes appends b as a JSON string; plain ASCII is copied as it is, anything
+// else goes through cdc.AppendJSONString.
+func appendJSONBytes(dst, b []byte) []byte {
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			return cdc.AppendJSONString(dst, string(b))
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, b...)
+	return append(dst, '"')
 }
 
 // isJSONNumber reports whether b matches JSON's number grammar.

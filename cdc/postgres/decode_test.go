@@ -84,7 +84,7 @@ func TestDecode_Scalars(t *testing.T) {
 		{"money", "$1,234.56", cdc.Text(cdc.KindText, "$1,234.56")},
 	}
 	for _, c := range cases {
-		got, err := typeByName(t, c.typ).decode([]byte(c.in))
+		got, err := typeByName(t, c.typ).decode([]byte(c.in), nil)
 		if err != nil {
 			t.Errorf("decode %s %q: %v", c.typ, c.in, err)
 			continue
@@ -122,7 +122,7 @@ func TestDecode_Rejects(t *testing.T) {
 		{"_int4", "{1} x"},
 	}
 	for _, c := range cases {
-		if v, err := typeByName(t, c.typ).decode([]byte(c.in)); err == nil {
+		if v, err := typeByName(t, c.typ).decode([]byte(c.in), nil); err == nil {
 			t.Errorf("decode %s %q = %v, want an error", c.typ, c.in, v)
 		}
 	}
@@ -160,7 +160,7 @@ func TestDecode_Arrays(t *testing.T) {
 		{"_interval", `{P1D,PT1H}`, `["P1D","PT1H"]`},
 	}
 	for _, c := range cases {
-		got, err := typeByName(t, c.typ).decode([]byte(c.in))
+		got, err := typeByName(t, c.typ).decode([]byte(c.in), nil)
 		if err != nil {
 			t.Errorf("decode %s %q: %v", c.typ, c.in, err)
 			continue
@@ -232,7 +232,8 @@ func FuzzDecodeTuple(f *testing.F) {
 	f.Add([]byte{0, 2, 't', 0xff, 0xff, 0xff, 0xff, '7'})
 	f.Add([]byte{'U', 0, 0, 0, 1, 'K', 0, 1, 'n', 'N', 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = decodeTuple(def, b)
+		var d rowDecoder
+		_, _ = d.tuple(def, b)
 		_, _ = tupleLen(b)
 		if len(b) > 0 {
 			for _, kind := range []byte{'I', 'U', 'D'} {

@@ -57,14 +57,14 @@ func sharedServer(t *testing.T) *pgserver.Server {
 
 // env is one test's database on a server, with a connection for writing.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *pgserver.Server
 	db   string
 	slot string
 	conn *pgx.Conn
 }
 
-func newEnv(t *testing.T, srv *pgserver.Server) *env {
+func newEnv(t testing.TB, srv *pgserver.Server) *env {
 	t.Helper()
 	db := pgtest.CreateDB(t, srv)
 	e := &env{t: t, srv: srv, db: db, slot: "slot_" + db}
@@ -109,11 +109,14 @@ func (e *env) config(tables ...string) Config {
 	return cfg
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
+	if _, ok := t.(*testing.B); ok {
+		return slog.New(slog.DiscardHandler)
+	}
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Logf("%s", p)

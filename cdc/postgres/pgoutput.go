@@ -96,10 +96,10 @@ func tupleLen(b []byte) (int, error) {
 	return p, nil
 }
 
-// decodeTuple turns a TupleData into a Row of def's columns: 'n' is NULL, 'u' (an
-// unchanged TOASTed value that was not sent) is marked Unchanged, 't' is decoded from
-// its text form.
-func decodeTuple(def *tableDef, b []byte) (cdc.Row, error) {
+// tuple turns a TupleData into a Row of def's columns: 'n' is NULL, 'u' (an unchanged
+// TOASTed value that was not sent) is marked Unchanged, 't' is decoded from its text
+// form.
+func (d *rowDecoder) tuple(def *tableDef, b []byte) (cdc.Row, error) {
 	if len(b) < 2 {
 		return nil, errShortMessage
 	}
@@ -107,10 +107,9 @@ func decodeTuple(def *tableDef, b []byte) (cdc.Row, error) {
 	if n != len(def.cols) {
 		return nil, fmt.Errorf("table %s: tuple has %d columns, the relation %d", def.table.Name, n, len(def.cols))
 	}
-	row := make(cdc.Row, n)
+	row := d.row(def, n)
 	p := 2
 	for i := 0; i < n; i++ {
-		row[i].Name = def.table.Columns[i].Name
 		if p >= len(b) {
 			return nil, errShortMessage
 		}
@@ -129,7 +128,7 @@ func decodeTuple(def *tableDef, b []byte) (cdc.Row, error) {
 			if l < 0 || l > len(b)-p {
 				return nil, errShortMessage
 			}
-			v, err := def.cols[i].typ.decode(b[p : p+l])
+			v, err := def.cols[i].typ.decode(b[p:p+l], &d.text)
 			if err != nil {
 				return nil, fmt.Errorf("table %s column %s: %w", def.table.Name, row[i].Name, err)
 			}

@@ -98,6 +98,7 @@ func (s *Source) snapshotTable(ctx context.Context, def *tableDef, emit func(con
 	lastLog := started
 	var rows int64
 
+	var dec rowDecoder
 	rr := s.snap.PgConn().ExecParams(ctx, sql, nil, nil, nil, nil)
 	page := make([]cdc.Change, 0, min(pageRows, 1024))
 	flush := func() error {
@@ -121,21 +122,9 @@ func (s *Source) snapshotTable(ctx context.Context, def *tableDef, emit func(con
 		return rows, err
 	}
 	for rr.NextRow() {
-		vals := rr.Values()
-		if len(vals) != len(def.cols) {
-			return fail(&cdc.Error{Op: "snapshot", Err: fmt.Errorf("table %s: got %d columns, want %d", name, len(vals), len(def.cols))})
-		}
-		row := make(cdc.Row, len(vals))
-		for i, v := range vals {
-			row[i].Name = def.table.Columns[i].Name
-			if v == nil {
-				continue
-			}
-			val, err := def.cols[i].typ.decode(v)
-			if err != nil {
-				return fail(&cdc.Error{Op: "snapshot", Err: fmt.Errorf("table %s column %s: %w", name, row[i].Name, err)})
-			}
-			row[i].Value = val
+		row, err := dec.values(def, rr.Values())
+		if err != nil {
+			return fail(&cdc.Error{Op: "snapshot", Err: err})
 		}
 		page = append(page, cdc.Change{Table: name, Op: cdc.OpInsert, After: row})
 		if len(page) >= pageRows {

@@ -36,6 +36,7 @@ type streamer struct {
 	h    cdc.Handler
 	rels map[uint32]*relation
 	seen map[string]*relation // last relation per table name
+	dec  rowDecoder
 
 	inTx          bool
 	lastDelivered LSN // position of the last whole transaction delivered
@@ -291,12 +292,12 @@ func (st *streamer) row(ctx context.Context, data []byte) error {
 	}
 	ch := cdc.Change{Table: rel.def.table.Name, Op: m.op}
 	if m.newTuple != nil {
-		if ch.After, err = decodeTuple(rel.def, m.newTuple); err != nil {
+		if ch.After, err = st.dec.tuple(rel.def, m.newTuple); err != nil {
 			return &cdc.Error{Op: "stream", Err: err}
 		}
 	}
 	if m.oldTuple != nil {
-		old, err := decodeTuple(rel.def, m.oldTuple)
+		old, err := st.dec.tuple(rel.def, m.oldTuple)
 		if err != nil {
 			return &cdc.Error{Op: "stream", Err: err}
 		}

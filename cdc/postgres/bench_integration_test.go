@@ -1,0 +1,190 @@
+package postgres
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/synchub/synchub/cdc"
+	"github.com/synchub/synchub/cdc/postgres/pgserver"
+	"github.com/synchub/synchub/cdc/postgres/pgtest"
+)
+
+const benchTable = `CREATE TABLE bench (id bigint PRIMARY KEY, name text, qty int, price numeric(12,2),
+	created timestamptz, flag bool, tags text[])`
+
+const benchInsert = `INSERT INTO bench SELECT g, 'customer name ' || g, g % 1000, (g % 100000) / 100.0,
+	'2024-01-01'::timestamptz + g * interval '1 second', g % 2 = 0, ARRAY['a', 'b' || g]
+	FROM generate_series($1::bigint, $2::bigint) g`
+
+// BenchmarkStreamDecode measures the stream end to end (server decoding, pgoutput,
+// our decoding into Values) against a bare pgoutput receiver on the same data, which
+// only counts messages: the ratio is this package's overhead.
+func BenchmarkStreamDecode(b *testing.B) {
+	srv := pgtest.Start(b, pgserver.Options{})
+	const rows = 200000
+	for _, mode := range []string{"bare", "source"} {
+		b.Run(mode, func(b *testing.B) {
+			e := newEnv(b, srv)
+			e.exec(benchTable)
+			src := e.newSource(e.config("public.bench"))
+			if _, err := src.Start(context.Background(), nil); err != nil {
+				b.Fatal(err)
+			}
+			pos, err := src.Snapshot(context.Background(), func(context.Context, []cdc.Change) error { return nil })
+			if err != nil {
+				b.Fatal(err)
+			}
+			next := int64(1)
+			var elapsed time.Duration
+			for b.Loop() {
+				e.exec(benchInsert, next, next+rows-1)
+				next += rows
+				began := time.Now()
+				if mode == "bare" {
+					pos = bareReceive(b, src, pos.(LSN), rows)
+				} else {
+					pos = sourceReceive(b, src, rows)
+				}
+				elapsed += time.Since(began)
+			}
+			b.ReportMetric(float64(b.N*rows)/elapsed.Seconds(), "rows/s")
+		})
+	}
+}
+
+// sourceReceive streams until n rows arrived, then closes and restarts the source at
+// the last position so the next round starts clean.
+func sourceReceive(b *testing.B, src *Source, n int) cdc.Position {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := 0
+	var last cdc.Position
+	h := &funcHandler{tx: func(tx *cdc.Tx) error {
+		got += len(tx.Changes)
+		if !tx.More {
+			last = tx.Pos
+			if got >= n {
+				cancel()
+			}
+		}
+		return nil
+	}}
+	if err := src.Stream(ctx, h); err != context.Canceled {
+		b.Fatalf("Stream: %v", err)
+	}
+	src.Ack(last)
+	src.Close()
+	if _, err := src.Start(context.Background(), last); err != nil {
+		b.Fatal(err)
+	}
+	return last
+}
+
+// bareReceive is the floor: START_REPLICATION and count Insert messages, no decoding.
+func bareReceive(b *testing.B, src *Source, from LSN, n int) cdc.Position {
+	ctx := context.Background()
+	conn := src.repl
+	err := pglogrepl.StartReplication(ctx, conn, src.cfg.Slot, pglogrepl.LSN(from), pglogrepl.StartReplicationOptions{
+		Mode:       pglogrepl.LogicalReplication,
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + src.cfg.Publication + "'"},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	got := 0
+	var last LSN
+	for got < n || last == 0 {
+		msg, err := conn.ReceiveMessage(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cd, ok := msg.(*pgproto3.CopyData)
+		if !ok || cd.Data[0] != pglogrepl.XLogDataByteID {
+			continue
+		}
+		wal := cd.Data[25:]
+		switch wal[0] {
+		case 'I':
+			got++
+		case 'C':
+			if got >= n {
+				c, _ := pglogrepl.Parse(wal)
+				last = LSN(c.(*pglogrepl.CommitMessage).TransactionEndLSN)
+			}
+		}
+	}
+	src.Ack(last)
+	src.streamed = true
+	src.Close()
+	if _, err := src.Start(ctx, last); err != nil {
+		b.Fatal(err)
+	}
+	return last
+}
+
+// BenchmarkSnapshot measures Snapshot's rows/s against a bare COPY of the same table
+// to /dev/null in text format.
+func BenchmarkSnapshot(b *testing.B) {
+	srv := pgtest.Start(b, pgserver.Options{})
+	e := newEnv(b, srv)
+	e.exec(benchTable)
+	const rows = 300000
+	e.exec(benchInsert, 1, rows)
+	e.exec(`VACUUM ANALYZE bench`)
+	b.Run("copy", func(b *testing.B) {
+		var elapsed time.Duration
+		for b.Loop() {
+			began := time.Now()
+			if _, err := e.conn.PgConn().CopyTo(context.Background(), io.Discard, "COPY bench TO STDOUT"); err != nil {
+				b.Fatal(err)
+			}
+			elapsed += time.Since(began)
+		}
+		b.ReportMetric(float64(b.N*rows)/elapsed.Seconds(), "rows/s")
+	})
+	b.Run("select", func(b *testing.B) {
+		var elapsed time.Duration
+		for b.Loop() {
+			began := time.Now()
+			rr := e.conn.PgConn().ExecParams(context.Background(), "SELECT id, name, qty, price, created, flag, tags FROM bench", nil, nil, nil, nil)
+			n := 0
+			for rr.NextRow() {
+				n += len(rr.Values())
+			}
+			if _, err := rr.Close(); err != nil {
+				b.Fatal(err)
+			}
+			elapsed += time.Since(began)
+		}
+		b.ReportMetric(float64(b.N*rows)/elapsed.Seconds(), "rows/s")
+	})
+	b.Run("source", func(b *testing.B) {
+		var elapsed time.Duration
+		for i := 0; b.Loop(); i++ {
+			cfg := e.config("public.bench")
+			cfg.Slot = e.slot + "_" + strconv.Itoa(i)
+			src := e.newSource(cfg)
+			if _, err := src.Start(context.Background(), nil); err != nil {
+				b.Fatal(err)
+			}
+			got := 0
+			began := time.Now()
+			_, err := src.Snapshot(context.Background(), func(_ context.Context, ch []cdc.Change) error {
+				got += len(ch)
+				return nil
+			})
+			elapsed += time.Since(began)
+			if err != nil || got != rows {
+				b.Fatalf("snapshot: %d rows, %v", got, err)
+			}
+			src.Close()
+			e.exec(`SELECT pg_drop_replication_slot($1)`, cfg.Slot)
+		}
+		b.ReportMetric(float64(b.N*rows)/elapsed.Seconds(), "rows/s")
+	})
+}
