@@ -259,7 +259,7 @@ func (d *rowDecoder) values(def *tableDef, vals [][]byte) (cdc.Row, error) {
 // allocation per chunk instead of one per value. Bytes once handed out are never
 // written again, which is what makes the strings immutable.
 type textArena struct {
-	chunk   []byte // the current chunk; only its unused capacity is ever written
+	chunk   []byte      // the current chunk; only its unused capacity is ever written
 	scratch []byte      // reused buffer for values that are rewritten while decoding
 	arrays  arrayParser // reused for array values
 }

@@ -696,3 +696,36 @@ func TestIntegration_PostgresRestart(t *testing.T) {
 		t.Fatalf("after a crash got ids %s, want [4 5]", ids(got))
 	}
 }
+
+// A table added to the configuration was never streamed, so resuming cannot be
+// consistent: Start reports the position lost and takes a snapshot of every table.
+func TestIntegration_TableAddedToConfig(t *testing.T) {
+	e := newEnv(t, sharedServer(t))
+	e.exec(`CREATE TABLE a (id int PRIMARY KEY)`)
+	e.exec(`CREATE TABLE b (id int PRIMARY KEY)`)
+	e.exec(`INSERT INTO a VALUES (1); INSERT INTO b VALUES (1), (2)`)
+	src := e.newSource(e.config("public.a"))
+	start(t, src, nil)
+	snapshot(t, src)
+	rec := &recorder{}
+	run := stream(t, src, rec)
+	e.exec(`INSERT INTO a VALUES (2)`)
+	txs := rec.waitFinal(t, 1)
+	src.Ack(txs[0].Pos)
+	run.stop(t)
+	src.Close()
+
+	both := e.newSource(e.config("public.a", "public.b"))
+	info := start(t, both, txs[0].Pos)
+	if !info.PositionLost || !info.NeedSnapshot || len(info.Tables) != 2 {
+		t.Fatalf("StartInfo = %+v, want PositionLost, NeedSnapshot and two tables", info)
+	}
+	rows, _ := snapshot(t, both)
+	if len(rows) != 4 {
+		t.Fatalf("snapshot has %d rows, want 4", len(rows))
+	}
+	pubTables := pgtest.MustExec(t, e.srv, e.db, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'pub_"+e.db+"'")
+	if pubTables != "a,b" {
+		t.Errorf("publication holds %s, want a,b", pubTables)
+	}
+}
