@@ -216,6 +216,17 @@ func TestAPI_WatermarkAhead(t *testing.T) {
 	if e.Code != "watermark_ahead" || !strings.Contains(e.Message, "re-bootstrap") {
 		t.Fatalf("409 body = %+v", e)
 	}
+
+	store.readPage = func(context.Context, changelog.PageRequest) (*changelog.Page, error) {
+		return nil, fmt.Errorf("read page since 7: %w (head 1)", changelog.ErrAhead)
+	}
+	resp, body = get(t, s, "/v1/changes?since=7")
+	if resp.StatusCode != http.StatusConflict {
+		t.Fatalf("store ErrAhead: status %d, want 409; body %s", resp.StatusCode, body)
+	}
+	if e := decodeError(t, resp, body); e.Code != "watermark_ahead" {
+		t.Fatalf("store ErrAhead: code %q", e.Code)
+	}
 }
 
 func TestAPI_BadCursorFromStore(t *testing.T) {
