@@ -158,7 +158,7 @@ ingest:
 	defer a.Close()
 	runEdge(t, a)
 
-	const total = 1500
+	const total = 3000
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	workDone := make(chan error, 1)
@@ -183,11 +183,16 @@ ingest:
 		}
 		workDone <- nil
 	}()
-	for kill := 0; kill < 3; kill++ {
-		time.Sleep(time.Duration(300+200*kill) * time.Millisecond)
+	// Kill the hub whenever it has ingested another slice of the workload, so each kill
+	// lands mid-stream, with transactions committed but not yet in the change log.
+	for kill := 1; kill <= 3; kill++ {
+		threshold := int64(kill * (total + total/3) / 5)
+		pgtest.WaitFor(t, time.Minute, fmt.Sprintf("head passes %d before kill %d", threshold, kill), func() bool {
+			return hubHead(url) >= threshold
+		})
 		p.kill9()
-		time.Sleep(100 * time.Millisecond)
 		p.start()
+		waitHTTP(t, url+"/healthz", 30*time.Second)
 	}
 	if err := <-workDone; err != nil {
 		t.Fatalf("workload: %v", err)
@@ -229,8 +234,12 @@ ingest:
 			lastInsert = row.N
 		}
 	}
+	// Version 1 is the (empty) snapshot, which has no entries.
+	if len(versions) == 0 || versions[0] != 2 {
+		t.Fatalf("first versions after the empty snapshot: %v, want to start at 2", versions[:min(3, len(versions))])
+	}
 	for i, v := range versions {
-		if v != int64(i+1) {
+		if v != int64(i+2) {
 			t.Fatalf("version %d at position %d: the change log has a gap or a duplicate", v, i)
 		}
 	}
@@ -239,10 +248,13 @@ ingest:
 			t.Fatalf("insert of ledger row %d is in the change log %d times, want exactly once", n, seenInsert[n])
 		}
 	}
-	if got := len(versions) - 1; got != wantTx {
+	if got := len(versions); got != wantTx {
 		t.Fatalf("change log holds %d transactions after the snapshot, want %d", got, wantTx)
 	}
-	head := int64(len(versions))
+	head := int64(len(versions)) + 1
+	if got := hubHead(url); got != head {
+		t.Fatalf("hub head %d, want %d", got, head)
+	}
 	pgtest.WaitFor(t, time.Minute, "edge reaches the head", func() bool { return a.Status().Watermark >= head })
 	var n, updated int
 	if err := a.DB().QueryRow(`SELECT count(*), count(*) FILTER (WHERE note = 'updated') FROM ledger`).Scan(&n, &updated); err != nil {
@@ -254,6 +266,20 @@ ingest:
 	if err := p.term(); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
+}
+
+// hubHead reads the head version from /v1/status; -1 when the hub does not answer.
+func hubHead(url string) int64 {
+	resp, err := http.Get(url + "/v1/status")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var st syncproto.Status
+	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return -1
+	}
+	return st.Head
 }
 
 func waitHTTP(t testing.TB, url string, timeout time.Duration) {
