@@ -20,7 +20,12 @@
 // position creates the slot with an exported snapshot; Snapshot reads the tables in
 // that snapshot (one sequential scan per table, text format); Stream continues at the
 // slot's consistent point. The position of a transaction is the LSN at the end of its
-// commit record; the slot's confirmed position only moves to positions passed to Ack.
+// commit record. The slot's confirmed position moves to positions passed to Ack and,
+// once every delivered transaction has been acknowledged, to the WAL end the server
+// reports in a keepalive between transactions (everything before it was already
+// sent), as PostgreSQL's own subscribers do: an idle slot then does not pin WAL, and a
+// fast shutdown of the server does not wait for wal_sender_timeout. Nothing the
+// consumer has not acknowledged is ever confirmed.
 //
 // A transaction is attributed to an edge (Tx.Origin) by a transactional logical
 // message with prefix "synchub.origin" whose content is the edge id, written inside

@@ -97,16 +97,16 @@ func (s *Source) Stream(ctx context.Context, h cdc.Handler) error {
 	return st.run(ctx)
 }
 
-// setDeadline moves the replication connection's read deadline. Deadlines that would
-// only move later by a little are skipped, so a fast stream does not pay for a
-// deadline change on every message.
-func (st *streamer) setDeadline(d time.Time) {
+// setDeadline moves the replication connection's read deadline. While the current
+// deadline is still ahead, moving it later by less than a millisecond is skipped, so a
+// fast stream does not pay for a deadline change on every message.
+func (st *streamer) setDeadline(d, now time.Time) {
 	st.dlMu.Lock()
 	defer st.dlMu.Unlock()
 	if st.cancelled {
 		return
 	}
-	if d.Before(st.deadline) || d.Sub(st.deadline) > time.Millisecond {
+	if d.Before(st.deadline) || d.Sub(st.deadline) > time.Millisecond || !st.deadline.After(now) {
 		st.deadline = d
 		_ = st.s.repl.Conn().SetReadDeadline(d)
 	}
@@ -141,7 +141,7 @@ func (st *streamer) run(ctx context.Context) error {
 				deadline = d
 			}
 		}
-		st.setDeadline(deadline)
+		st.setDeadline(deadline, now)
 		msg, err := st.s.repl.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
