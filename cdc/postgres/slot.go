@@ -77,6 +77,7 @@ type slotInfo struct {
 	database  string
 	confirmed LSN
 	walStatus string
+	walEnd    LSN // the server's current WAL insert position
 }
 
 func (s *Source) slotState(ctx context.Context, conn *pgx.Conn) (slotInfo, error) {
@@ -84,18 +85,26 @@ func (s *Source) slotState(ctx context.Context, conn *pgx.Conn) (slotInfo, error
 		si        slotInfo
 		confirmed string
 		curDB     string
+		walEnd    string
 	)
-	err := conn.QueryRow(ctx, `SELECT s.active, coalesce(s.plugin, ''), s.slot_type, coalesce(s.database::text, ''),
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&walEnd); err != nil {
+		return slotInfo{}, classify("read WAL position", err)
+	}
+	end, err := ParseLSN(walEnd)
+	if err != nil {
+		return slotInfo{}, &cdc.Error{Op: "read WAL position", Err: err}
+	}
+	err = conn.QueryRow(ctx, `SELECT s.active, coalesce(s.plugin, ''), s.slot_type, coalesce(s.database::text, ''),
 			coalesce(s.confirmed_flush_lsn::text, ''), coalesce(s.wal_status, ''), current_database()::text
 		FROM pg_replication_slots s WHERE s.slot_name = $1`, s.cfg.Slot).
 		Scan(&si.active, &si.plugin, &si.slotType, &si.database, &confirmed, &si.walStatus, &curDB)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return slotInfo{}, nil
+		return slotInfo{walEnd: end}, nil
 	}
 	if err != nil {
 		return slotInfo{}, classify("read replication slot", err)
 	}
-	si.exists = true
+	si.exists, si.walEnd = true, end
 	if confirmed != "" {
 		if si.confirmed, err = ParseLSN(confirmed); err != nil {
 			return slotInfo{}, &cdc.Error{Op: "read replication slot", Err: err}

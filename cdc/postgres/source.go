@@ -203,6 +203,8 @@ func (s *Source) Start(ctx context.Context, from cdc.Position) (info *cdc.StartI
 		switch {
 		case !slot.exists:
 			lost = "replication slot " + s.cfg.Slot + " does not exist"
+		case fromLSN > slot.walEnd:
+			lost = fmt.Sprintf("the position is ahead of the server's WAL (%s): the change log belongs to another server or the server was restored from a backup", slot.walEnd)
 		case slot.walStatus == "lost":
 			lost = "the WAL the slot needs was removed (max_slot_wal_keep_size)"
 		case len(added) > 0:

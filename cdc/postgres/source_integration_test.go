@@ -440,6 +440,13 @@ func TestIntegration_SlotDroppedWhileStopped(t *testing.T) {
 	if len(rows) != 2 {
 		t.Fatalf("new snapshot has %d rows, want 2", len(rows))
 	}
+	src.Close()
+
+	future, _ := ParseLSN("FF/0")
+	info = start(t, src, future)
+	if !info.PositionLost || !info.NeedSnapshot {
+		t.Fatalf("Start from a position ahead of the server's WAL: %+v, want PositionLost", info)
+	}
 }
 
 func TestIntegration_OriginMessage(t *testing.T) {
@@ -727,5 +734,43 @@ func TestIntegration_TableAddedToConfig(t *testing.T) {
 	pubTables := pgtest.MustExec(t, e.srv, e.db, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables WHERE pubname = 'pub_"+e.db+"'")
 	if pubTables != "a,b" {
 		t.Errorf("publication holds %s, want a,b", pubTables)
+	}
+}
+
+// A table removed from the configuration may still stream until the publication drops
+// it; its changes are skipped. A captured table renamed under the stream is an error.
+func TestIntegration_TableRemovedAndRenamed(t *testing.T) {
+	e := newEnv(t, sharedServer(t))
+	e.exec(`CREATE TABLE a (id int PRIMARY KEY)`)
+	e.exec(`CREATE TABLE b (id int PRIMARY KEY)`)
+	src := e.newSource(e.config("public.a", "public.b"))
+	start(t, src, nil)
+	snapshot(t, src)
+	rec := &recorder{}
+	run := stream(t, src, rec)
+	e.exec(`INSERT INTO a VALUES (1)`)
+	txs := rec.waitFinal(t, 1)
+	src.Ack(txs[0].Pos)
+	run.stop(t)
+	src.Close()
+	e.exec(`INSERT INTO b VALUES (1)`)
+	e.exec(`INSERT INTO a VALUES (2)`)
+
+	onlyA := e.newSource(e.config("public.a"))
+	if info := start(t, onlyA, txs[0].Pos); info.PositionLost {
+		t.Fatalf("removing a table lost the position: %+v", info)
+	}
+	rec2 := &recorder{}
+	run2 := stream(t, onlyA, rec2)
+	got := rec2.waitFinal(t, 1)
+	if len(got) != 1 || got[0].Changes[0].Table != "public.a" {
+		t.Fatalf("after removing b got %+v", got[0].Changes)
+	}
+	e.exec(`ALTER TABLE a RENAME TO a2`)
+	e.exec(`INSERT INTO a2 VALUES (3)`)
+	err := run2.wait(t, 30*time.Second)
+	var ce *cdc.Error
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "renamed to public.a2") || cdc.IsRetryable(err) {
+		t.Fatalf("Stream after a rename returned %v, want a configuration error naming the rename", err)
 	}
 }

@@ -24,7 +24,8 @@ const OriginMessagePrefix = "synchub.origin"
 // name, after the prefix, is an edge id.
 const originNamePrefix = "synchub."
 
-// relation is what a pgoutput Relation message told about a captured table.
+// relation is what a pgoutput Relation message told about a table; def is nil for a
+// table that is not captured, whose changes are skipped.
 type relation struct {
 	def    *tableDef
 	keyIdx []int // columns of the replica identity, sent in 'K' tuples
@@ -251,6 +252,9 @@ func (st *streamer) handle(ctx context.Context, data []byte) error {
 			if !ok {
 				return &cdc.Error{Op: "stream", Err: fmt.Errorf("truncate of relation %d that was never described", id)}
 			}
+			if rel.def == nil {
+				continue
+			}
 			if err := st.add(ctx, cdc.Change{Table: rel.def.table.Name, Op: cdc.OpTruncate}, 0); err != nil {
 				return err
 			}
@@ -289,6 +293,9 @@ func (st *streamer) row(ctx context.Context, data []byte) error {
 	rel, ok := st.rels[m.relID]
 	if !ok {
 		return &cdc.Error{Op: "stream", Err: fmt.Errorf("row of relation %d that was never described", m.relID)}
+	}
+	if rel.def == nil {
+		return nil
 	}
 	ch := cdc.Change{Table: rel.def.table.Name, Op: m.op}
 	if m.newTuple != nil {
@@ -354,8 +361,17 @@ func (st *streamer) relation(ctx context.Context, m *pglogrepl.RelationMessage) 
 	name := m.Namespace + "." + m.RelationName
 	known, ok := st.s.tables[name]
 	if !ok {
-		return configError("stream", fmt.Errorf("PostgreSQL sent changes of table %s, which is not a configured table", name),
-			"a captured table was probably renamed: rename it back, or configure the new name and let the hub take a new snapshot")
+		for _, def := range st.s.tables {
+			if def.oid == m.RelationID {
+				return configError("stream", fmt.Errorf("captured table %s was renamed to %s", def.table.Name, name),
+					"rename it back, or configure the new name and let the hub take a new snapshot")
+			}
+		}
+		// A table removed from the configuration still streams until the position
+		// where the publication dropped it.
+		st.rels[m.RelationID] = &relation{}
+		st.s.log.Debug("ignoring changes of a table that is not configured", "table", name)
+		return nil
 	}
 	var keyIdx []int
 	for i, c := range m.Columns {
