@@ -33,8 +33,16 @@
 //
 //	SELECT pg_logical_emit_message(true, 'synchub.origin', 'edge-a');
 //
-// A transaction replayed under a replication origin named "synchub.<edge id>" is
-// attributed the same way.
+// Emit it before the transaction's writes: a large transaction is delivered in parts,
+// and only parts delivered after the message carry the origin (the final part always
+// does). A transaction replayed under a replication origin named "synchub.<edge id>"
+// is attributed the same way.
+//
+// Tables removed from the configuration are dropped from the publication; their
+// changes still in the stream are skipped. A captured table renamed while streaming
+// stops the stream with a configuration error. Adding a table, a dropped slot, WAL the
+// slot lost (max_slot_wal_keep_size) or a position ahead of the server's WAL make
+// Start report PositionLost and prepare a new snapshot.
 //
 // # Type mapping
 //
