@@ -32,7 +32,8 @@ var table = cdc.Table{
 	PrimaryKey: []string{"id"},
 }
 
-// fakeSource replays a fixed history of single-row transactions at positions 1..N. Each
+// fakeSource replays a fixed history of single-row transactions; transaction i (1..N)
+// commits at position i+1 and the snapshot is taken at position 1. Each
 // session streams from its start position; sessions listed in failAfter end with an
 // error after that many transactions.
 type fakeSource struct {
@@ -85,7 +86,7 @@ func (f *fakeSource) Snapshot(ctx context.Context, emit func(context.Context, []
 			return nil, err
 		}
 	}
-	return fakePos(0), nil
+	return fakePos(1), nil
 }
 
 func (f *fakeSource) Stream(ctx context.Context, h cdc.Handler) error {
@@ -94,11 +95,11 @@ func (f *fakeSource) Stream(ctx context.Context, h cdc.Handler) error {
 	fail, failing := f.failAfter[session]
 	f.mu.Unlock()
 	sent := 0
-	for p := from + 1; p <= f.history; p++ {
+	for p := max(from, 1); p <= f.history; p++ {
 		if failing && sent == fail {
 			return errors.New("connection reset by fake peer")
 		}
-		tx := &cdc.Tx{Pos: fakePos(p), CommitTime: time.Now(), Changes: []cdc.Change{{Table: table.Name, Op: cdc.OpInsert, After: row(int64(p), fmt.Sprint("tx ", p))}}}
+		tx := &cdc.Tx{Pos: fakePos(p + 1), CommitTime: time.Now(), Changes: []cdc.Change{{Table: table.Name, Op: cdc.OpInsert, After: row(int64(p), fmt.Sprint("tx ", p))}}}
 		if err := h.Tx(ctx, tx); err != nil {
 			return err
 		}
@@ -213,8 +214,8 @@ func TestHub_AckOnlyAfterCommit(t *testing.T) {
 	}
 	src.mu.Lock()
 	defer src.mu.Unlock()
-	if len(src.acks) == 0 || src.acks[len(src.acks)-1] != 500 {
-		t.Fatalf("last ack %v, want 500", src.acks)
+	if len(src.acks) == 0 || src.acks[len(src.acks)-1] != 501 {
+		t.Fatalf("last ack %v, want 501", src.acks)
 	}
 }
 
@@ -269,14 +270,14 @@ func TestHub_ReconnectResumesFromCommitted(t *testing.T) {
 // TestHub_PositionLostResetsLog: when the source cannot resume, the log is reset, the
 // snapshot is taken again, and edges with a watermark are told to re-bootstrap.
 func TestHub_PositionLostResetsLog(t *testing.T) {
-	src := &fakeSource{history: 50, snapshot: 5, failAfter: map[int]int{1: 50}, lost: map[int]bool{2: true}}
+	src := &fakeSource{history: 50, snapshot: 5, failAfter: map[int]int{1: 40}, lost: map[int]bool{2: true}, idleEvery: 10}
 	r := startHub(t, src, nil)
 	waitFor(t, "second session", func() bool {
 		src.mu.Lock()
 		defer src.mu.Unlock()
 		return src.sessions >= 2
 	})
-	waitFor(t, "re-ingested history", func() bool { return r.h.Status().Head >= 103 })
+	waitFor(t, "re-ingested history", func() bool { return r.h.Status().Head == 92 })
 	if _, err := r.store.ReadPage(context.Background(), changelog.PageRequest{Since: 10, Limit: 10}); !errors.Is(err, changelog.ErrTooOld) {
 		t.Fatalf("watermark from before the reset: %v, want ErrTooOld", err)
 	}
