@@ -125,9 +125,9 @@ func (h *Hub) Status() syncproto.Status {
 	if err != nil {
 		s.SourceState += ": " + err.Error()
 	}
-	if _, ok := h.deps.Source.(cdc.Lagger); ok {
-		s.LagBytes = int64(lagBytesGauge(h.m))
-	}
+	h.in.mu.Lock()
+	s.LagBytes = h.in.lagBytes
+	h.in.mu.Unlock()
 	return s
 }
 
@@ -235,8 +235,15 @@ func (h *Hub) lagLoop(ctx context.Context, l cdc.Lagger) {
 		qctx, cancel := context.WithTimeout(ctx, h.cfg.LagInterval)
 		n, err := l.LagBytes(qctx)
 		cancel()
-		if err == nil {
-			h.m.SourceLagBytes.Set(float64(n))
+		if err != nil {
+			if ctx.Err() == nil {
+				h.log.Debug("measure source lag", "err", err)
+			}
+			continue
 		}
+		h.m.SourceLagBytes.Set(float64(n))
+		h.in.mu.Lock()
+		h.in.lagBytes = n
+		h.in.mu.Unlock()
 	}
 }

@@ -39,6 +39,7 @@ type ingester struct {
 	lastErr   error
 	describe  string
 	lagSec    float64
+	lagBytes  int64
 	lastState changelog.State
 	tables    map[string]bool
 }
