@@ -272,3 +272,25 @@ func TestSQLiteStore_CompactOptionsValidated(t *testing.T) {
 		t.Fatalf("compacting an empty log: %+v %v", stats, err)
 	}
 }
+
+func TestSQLiteStore_CompactKeepsChangesSupersededOnlyByUnfinishedVersion(t *testing.T) {
+	s, cfg := openTest(t, nil)
+	old := compactNow.Add(-10 * 24 * time.Hour)
+	appendCommitted(t, s, txAt(1, old, ins(1, "a"), ins(2, "b")))
+	b := begin(t, s)
+	mustAppend(t, b, &cdc.Tx{Changes: []cdc.Change{upd(1, "unfinished"), del(2)}, More: true})
+	mustCommit(t, b)
+	stats, err := s.Compact(context.Background(), CompactOptions{Retention: time.Hour, TombstoneRetention: time.Hour, Now: compactNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.ChangesRemoved != 0 {
+		t.Fatalf("compaction removed %d changes superseded only by an unfinished version", stats.ChangesRemoved)
+	}
+	s.Close() // the unfinished version never completes
+	s = reopen(t, cfg)
+	got := pullAll(t, s, 0, 100)
+	if rows := applyState(t, got.changes)[itemsTable.Name]; len(rows) != 2 {
+		t.Fatalf("rows after the unfinished version was discarded: %s", changeList(got))
+	}
+}

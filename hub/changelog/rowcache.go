@@ -2,9 +2,12 @@ package changelog
 
 // rowCache holds the encoded images (raw JSON row objects) of recently written rows,
 // so that an update with unchanged columns is usually filled without reading stored
-// chunks. It evicts in insertion order (a ring), bounded by entries and bytes. It is
+// chunks. It keeps rows only of tables that have had an update with unchanged
+// columns: most tables never do, and caching every row costs about a tenth of
+// ingest. It evicts in insertion order (a ring), bounded by entries and bytes. It is
 // used only by the goroutine holding the writer.
 type rowCache struct {
+	tables   map[string]bool // tables whose rows are kept
 	maxBytes int
 	index    map[rowKey]int
 	slots    []rowSlot
@@ -28,6 +31,7 @@ func newRowCache(entries, maxBytes int) *rowCache {
 		return &rowCache{}
 	}
 	return &rowCache{
+		tables:   map[string]bool{},
 		maxBytes: maxBytes,
 		index:    make(map[rowKey]int, entries),
 		slots:    make([]rowSlot, entries),
@@ -35,6 +39,16 @@ func newRowCache(entries, maxBytes int) *rowCache {
 }
 
 func (c *rowCache) enabled() bool { return len(c.slots) > 0 }
+
+// enable starts keeping the rows of table.
+func (c *rowCache) enable(table string) {
+	if c.enabled() && !c.tables[table] {
+		c.tables[table] = true
+	}
+}
+
+// caches reports whether rows of table are kept.
+func (c *rowCache) caches(table string) bool { return c.tables[table] }
 
 func (c *rowCache) get(table, key string) ([]byte, bool) {
 	if !c.enabled() {

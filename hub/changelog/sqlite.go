@@ -140,6 +140,9 @@ type SQLiteStore struct {
 	schemaC   *schemaCache
 
 	rows *rowCache // used only by the writer holding wsem
+	// prepared holds statements prepared once on the writer connection, by query;
+	// used only by the writer holding wsem.
+	prepared map[string]*sql.Stmt
 
 	compactMu sync.Mutex
 }
@@ -292,8 +295,9 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig, log *slog.Logger) (*SQLit
 		log:     log,
 		wdb:     wdb,
 		wsem:    make(chan struct{}, 1),
-		changed: make(chan struct{}),
-		rows:    newRowCache(cfg.RowCacheEntries, cfg.RowCacheBytes),
+		changed:  make(chan struct{}),
+		rows:     newRowCache(cfg.RowCacheEntries, cfg.RowCacheBytes),
+		prepared: map[string]*sql.Stmt{},
 	}
 	if err := s.migrate(ctx); err != nil {
 		wdb.Close()
@@ -301,6 +305,10 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig, log *slog.Logger) (*SQLit
 	}
 	if err := s.recover(ctx); err != nil {
 		wdb.Close()
+		return nil, err
+	}
+	if err := s.prepareWriter(ctx); err != nil {
+		s.Close()
 		return nil, err
 	}
 	rdb, err := sql.Open("sqlite", cfg.dsn(false))
@@ -444,6 +452,29 @@ func (s *SQLiteStore) lockWriter(ctx context.Context) error {
 
 func (s *SQLiteStore) unlockWriter() { <-s.wsem }
 
+// prepareWriter prepares the writer's statements once, while its connection is
+// idle: preparing the large grouped inserts for every batch costs more than a small
+// batch's work.
+func (s *SQLiteStore) prepareWriter(ctx context.Context) error {
+	for _, q := range writerQueries() {
+		st, err := s.wdb.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare change log statements: %w", err)
+		}
+		s.prepared[q] = st
+	}
+	return nil
+}
+
+// txStmt returns query for use in tx, a writer transaction: the statement prepared
+// at open, or one prepared for tx alone.
+func (s *SQLiteStore) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	if st := s.prepared[query]; st != nil {
+		return tx.StmtContext(ctx, st), nil
+	}
+	return tx.PrepareContext(ctx, query)
+}
+
 // State returns the committed state.
 func (s *SQLiteStore) State(ctx context.Context) (State, error) {
 	s.mu.Lock()
@@ -537,6 +568,9 @@ func (s *SQLiteStore) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	var errs []error
+	for _, st := range s.prepared {
+		errs = append(errs, st.Close())
+	}
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
 	}

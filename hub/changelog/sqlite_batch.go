@@ -1,6 +1,7 @@
 package changelog
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -17,8 +18,7 @@ import (
 // value in pv/ps/po/pd (only the first time the version touches it), which is what
 // Open restores when that version never completed.
 const (
-	upsertRowSQL = `INSERT INTO rows (tbl, key, version, seq, origin, deleted) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-		ON CONFLICT (tbl, key) DO UPDATE SET
+	upsertRowConflict = ` ON CONFLICT (tbl, key) DO UPDATE SET
 			pv = CASE WHEN version < excluded.version THEN version ELSE pv END,
 			ps = CASE WHEN version < excluded.version THEN seq ELSE ps END,
 			po = CASE WHEN version < excluded.version THEN origin ELSE po END,
@@ -31,14 +31,36 @@ const (
 			pd = CASE WHEN version < ?1 THEN deleted ELSE pd END,
 			version = ?1, seq = ?2, origin = ?3, deleted = 1
 		WHERE tbl = ?4`
-	insertChunkSQL   = `INSERT INTO chunks (id, n, data) VALUES (?, ?, ?)`
-	insertVersionSQL = `INSERT INTO versions (version, origin, commit_us, schema_version, changes, bytes, chunks, last_seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	getRowSQL    = `SELECT version, seq, deleted FROM rows WHERE tbl = ? AND key = ?`
 	getChunkSQL  = `SELECT data FROM chunks WHERE id = ?`
 	saveStateSQL = `UPDATE state SET head = ?, position = ?, source_kind = ?, schema_version = ?,
 		compacted_through = ?, tombstone_horizon = ?, entries = ?, bytes = ?, head_us = ? WHERE id = 1`
 )
+
+// Row-index, chunk and version rows are written in groups (see groupedInsert).
+const (
+	insertRowHead     = `INSERT INTO rows (tbl, key, version, seq, origin, deleted) VALUES `
+	insertChunkHead   = `INSERT INTO chunks (id, n, data) VALUES `
+	insertVersionHead = `INSERT INTO versions (version, origin, commit_us, schema_version, changes, bytes, chunks, last_seq) VALUES `
+	// groupedChunkBytes: chunks at least this large are written at once instead of
+	// being copied into a group.
+	groupedChunkBytes = 16 << 10
+)
+
+var (
+	indexSpec    = groupedSpec{"row index", insertRowHead, 6, upsertRowConflict, []int{256, 16, 1}}
+	chunksSpec   = groupedSpec{"chunks", insertChunkHead, 3, "", []int{32, 1}}
+	versionsSpec = groupedSpec{"versions", insertVersionHead, 8, "", []int{64, 8, 1}}
+)
+
+// writerQueries lists every statement the writer uses repeatedly.
+func writerQueries() []string {
+	q := []string{truncateRowsSQL, getRowSQL, getChunkSQL, saveStateSQL, dropRowSQL, dropTruncatedSQL}
+	for _, g := range []groupedSpec{indexSpec, chunksSpec, versionsSpec} {
+		q = append(q, g.queries()...)
+	}
+	return q
+}
 
 // sqliteBatch is one writer transaction. Changes are encoded once, into the current
 // chunk, which is stored when full, when its version completes, or at Commit.
@@ -58,7 +80,11 @@ type sqliteBatch struct {
 	buf []byte // "[" followed by the current chunk's changes
 	n   int    // changes in buf
 
-	upsert, truncate, chunk, getRow, getChunk *sql.Stmt
+	truncate, getRow, getChunk *sql.Stmt
+
+	// Rows not yet written. They are written before anything reads the index or
+	// the chunks, and at Commit.
+	index, chunks, versions *groupedInsert
 
 	scratch []byte
 	fill    cdc.Row
@@ -106,12 +132,21 @@ func (s *SQLiteStore) Begin(ctx context.Context) (Batch, error) {
 		st **sql.Stmt
 		q  string
 	}{
-		{&b.upsert, upsertRowSQL}, {&b.truncate, truncateRowsSQL}, {&b.chunk, insertChunkSQL},
-		{&b.getRow, getRowSQL}, {&b.getChunk, getChunkSQL},
+		{&b.truncate, truncateRowsSQL}, {&b.getRow, getRowSQL}, {&b.getChunk, getChunkSQL},
 	} {
-		if *p.st, err = tx.PrepareContext(ctx, p.q); err != nil {
+		if *p.st, err = s.txStmt(ctx, tx, p.q); err != nil {
 			b.abort()
 			return nil, fmt.Errorf("begin change log batch: prepare: %w", err)
+		}
+	}
+	prepare := func(ctx context.Context, q string) (*sql.Stmt, error) { return s.txStmt(ctx, tx, q) }
+	for _, g := range []struct {
+		g **groupedInsert
+		groupedSpec
+	}{{&b.index, indexSpec}, {&b.chunks, chunksSpec}, {&b.versions, versionsSpec}} {
+		if *g.g, err = prepareGrouped(ctx, prepare, g.groupedSpec); err != nil {
+			b.abort()
+			return nil, fmt.Errorf("begin change log batch: %w", err)
 		}
 	}
 	return b, nil
@@ -314,28 +349,43 @@ func (b *sqliteBatch) appendChange(c *cdc.Change) error {
 	var err error
 	switch c.Op {
 	case cdc.OpInsert, cdc.OpUpdate:
-		_, err = b.upsert.ExecContext(b.ctx, c.Table, key, ov.version, seq, ov.origin, false)
-		if err == nil && oldKey != "" {
-			_, err = b.upsert.ExecContext(b.ctx, c.Table, oldKey, ov.version, seq, ov.origin, true)
+		if oldKey != "" {
+			b.index.add(c.Table, oldKey, ov.version, seq, ov.origin, true)
 			b.s.rows.remove(c.Table, oldKey)
 		}
-		if b.s.rows.enabled() {
+		b.index.add(c.Table, key, ov.version, seq, ov.origin, false)
+		if b.s.rows.caches(c.Table) {
 			if row, ok := field(b.buf[start:], []byte(`"row"`)); ok {
 				b.s.rows.put(c.Table, key, row)
 			}
 		}
 	case cdc.OpDelete:
-		_, err = b.upsert.ExecContext(b.ctx, c.Table, key, ov.version, seq, ov.origin, true)
+		b.index.add(c.Table, key, ov.version, seq, ov.origin, true)
 		b.s.rows.remove(c.Table, key)
 	case cdc.OpTruncate:
-		_, err = b.truncate.ExecContext(b.ctx, ov.version, seq, ov.origin, c.Table)
+		if err = b.index.write(b.ctx); err == nil {
+			_, err = b.truncate.ExecContext(b.ctx, ov.version, seq, ov.origin, c.Table)
+		}
 		b.s.rows.clear()
+	}
+	if err == nil && b.index.full() {
+		err = b.index.write(b.ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("update row index: %w", err)
 	}
 	if b.n >= b.s.cfg.ChunkChanges || len(b.buf) >= b.s.cfg.ChunkBytes {
 		return b.flush()
+	}
+	return nil
+}
+
+// writePending writes every buffered row.
+func (b *sqliteBatch) writePending() error {
+	for _, g := range []*groupedInsert{b.index, b.chunks, b.versions} {
+		if err := g.write(b.ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -350,8 +400,18 @@ func (b *sqliteBatch) flush() error {
 		return fmt.Errorf("version %d has more than %d chunks; raise chunk_changes or chunk_bytes", ov.version, maxChunkSeq)
 	}
 	b.buf = append(b.buf, ']')
-	if _, err := b.chunk.ExecContext(b.ctx, chunkID(ov.version, ov.nextSeq), b.n, b.buf); err != nil {
-		return fmt.Errorf("store chunk %d.%d: %w", ov.version, ov.nextSeq, err)
+	id := chunkID(ov.version, ov.nextSeq)
+	if len(b.buf) >= groupedChunkBytes {
+		if _, err := b.chunks.stmts[len(b.chunks.stmts)-1].ExecContext(b.ctx, id, b.n, b.buf); err != nil {
+			return fmt.Errorf("store chunk %d.%d: %w", ov.version, ov.nextSeq, err)
+		}
+	} else {
+		b.chunks.add(id, b.n, bytes.Clone(b.buf))
+		if b.chunks.full() {
+			if err := b.chunks.write(b.ctx); err != nil {
+				return err
+			}
+		}
 	}
 	size := int64(len(b.buf))
 	b.ws.entries += int64(b.n)
@@ -376,9 +436,11 @@ func (b *sqliteBatch) complete(tx *cdc.Tx) error {
 	if !tx.CommitTime.IsZero() {
 		commitUS = tx.CommitTime.UnixMicro()
 	}
-	if _, err := b.tx.ExecContext(b.ctx, insertVersionSQL, ov.version, ov.origin, commitUS, b.ws.schemaVersion,
-		ov.changes, ov.bytes, ov.chunks, ov.lastSeq); err != nil {
-		return fmt.Errorf("complete version %d: %w", ov.version, err)
+	b.versions.add(ov.version, ov.origin, commitUS, b.ws.schemaVersion, ov.changes, ov.bytes, ov.chunks, ov.lastSeq)
+	if b.versions.full() {
+		if err := b.versions.write(b.ctx); err != nil {
+			return fmt.Errorf("complete version %d: %w", ov.version, err)
+		}
 	}
 	b.ws.head = ov.version
 	b.ws.headUS = commitUS
@@ -393,6 +455,7 @@ func (b *sqliteBatch) complete(tx *cdc.Tx) error {
 // stored image (the row identified by key). Columns with no stored value stay marked
 // Unchanged, so they are left out of the stored row, and a warning is logged.
 func (b *sqliteBatch) fillUnchanged(tbl *cdc.Table, after cdc.Row, key string) (cdc.Row, error) {
+	b.s.rows.enable(tbl.Name)
 	img, ok := b.s.rows.get(tbl.Name, key)
 	if !ok {
 		var err error
@@ -437,6 +500,9 @@ func (b *sqliteBatch) loadImage(tbl *cdc.Table, key string) ([]byte, bool, error
 		seq     int
 		deleted bool
 	)
+	if err := b.writePending(); err != nil {
+		return nil, false, err
+	}
 	err := b.getRow.QueryRowContext(b.ctx, tbl.Name, key).Scan(&version, &seq, &deleted)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && deleted) {
 		return nil, false, nil
@@ -497,6 +563,9 @@ func (b *sqliteBatch) Reset(ctx context.Context, sourceKind string) error {
 	}
 	b.ws.open = openVersion{}
 	b.buf, b.n = b.buf[:1], 0
+	for _, g := range []*groupedInsert{b.index, b.chunks, b.versions} {
+		g.discard()
+	}
 	b.ws.entries, b.ws.bytes = 0, 0
 	b.ws.position = ""
 	b.ws.sourceKind = sourceKind
@@ -522,8 +591,17 @@ func (b *sqliteBatch) Commit(ctx context.Context) (State, error) {
 		_ = b.Rollback()
 		return State{}, fmt.Errorf("commit change log batch: %w", err)
 	}
+	if err := b.writePending(); err != nil {
+		_ = b.Rollback()
+		return State{}, fmt.Errorf("commit change log batch: %w", err)
+	}
 	w := &b.ws
-	if _, err := b.tx.ExecContext(b.ctx, saveStateSQL, w.head, w.position, w.sourceKind, w.schemaVersion,
+	save, err := b.s.txStmt(b.ctx, b.tx, saveStateSQL)
+	if err != nil {
+		_ = b.Rollback()
+		return State{}, fmt.Errorf("commit change log batch: %w", err)
+	}
+	if _, err := save.ExecContext(b.ctx, w.head, w.position, w.sourceKind, w.schemaVersion,
 		w.compactedThrough, w.tombstoneHorizon, w.entries, w.bytes, w.headUS); err != nil {
 		_ = b.Rollback()
 		return State{}, fmt.Errorf("commit change log batch: save state: %w", err)

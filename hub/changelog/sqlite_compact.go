@@ -68,6 +68,11 @@ func (s *SQLiteStore) Compact(ctx context.Context, opts CompactOptions) (Compact
 	return stats, nil
 }
 
+const (
+	dropRowSQL       = `DELETE FROM rows WHERE tbl = ? AND key = ? AND version = ? AND seq = ? AND deleted = 1`
+	dropTruncatedSQL = `DELETE FROM rows WHERE tbl = ? AND version = ? AND seq = ? AND deleted = 1`
+)
+
 type compactBounds struct {
 	h, drop, seal      int64 // compact ≤ h, drop tombstones ≤ drop, supersede only by ≤ seal
 	compacted, horizon int64 // the stored CompactedThrough and TombstoneHorizon
@@ -210,10 +215,10 @@ func (c *compactor) step(ctx context.Context, from, end int64) (int64, error) {
 		q  string
 	}{
 		{&c.getRow, getRowSQL},
-		{&c.dropRow, `DELETE FROM rows WHERE tbl = ? AND key = ? AND version = ? AND seq = ? AND deleted = 1`},
-		{&c.dropTruncated, `DELETE FROM rows WHERE tbl = ? AND version = ? AND seq = ? AND deleted = 1`},
+		{&c.dropRow, dropRowSQL},
+		{&c.dropTruncated, dropTruncatedSQL},
 	} {
-		if *p.st, err = tx.PrepareContext(ctx, p.q); err != nil {
+		if *p.st, err = s.txStmt(ctx, tx, p.q); err != nil {
 			return 0, fmt.Errorf("compact: prepare: %w", err)
 		}
 	}
