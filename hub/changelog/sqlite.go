@@ -291,10 +291,10 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig, log *slog.Logger) (*SQLit
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
 	s := &SQLiteStore{
-		cfg:     cfg,
-		log:     log,
-		wdb:     wdb,
-		wsem:    make(chan struct{}, 1),
+		cfg:      cfg,
+		log:      log,
+		wdb:      wdb,
+		wsem:     make(chan struct{}, 1),
 		changed:  make(chan struct{}),
 		rows:     newRowCache(cfg.RowCacheEntries, cfg.RowCacheBytes),
 		prepared: map[string]*sql.Stmt{},
