@@ -138,3 +138,35 @@ func (c *rowCache) clear() {
 	}
 	c.hand, c.bytes = 0, 0
 }
+
+// chunkRows keeps the row images of the last few stored chunks read to fill unchanged
+// columns, indexed by key, so that rows stored together (a snapshot, a bulk insert)
+// cost one chunk read and scan for all of them rather than one each. Stored chunks
+// change only through compaction and rollback, which clear it. It is used only by the
+// goroutine holding the writer.
+type chunkRows struct {
+	slots [4]chunkRowsSlot
+	next  int
+}
+
+type chunkRowsSlot struct {
+	id    int64
+	table string
+	rows  map[string][]byte // key text → raw row object (the last image in the chunk)
+}
+
+func (c *chunkRows) get(id int64, table string) (map[string][]byte, bool) {
+	for i := range c.slots {
+		if s := &c.slots[i]; s.rows != nil && s.id == id && s.table == table {
+			return s.rows, true
+		}
+	}
+	return nil, false
+}
+
+func (c *chunkRows) put(id int64, table string, rows map[string][]byte) {
+	c.slots[c.next] = chunkRowsSlot{id: id, table: table, rows: rows}
+	c.next = (c.next + 1) % len(c.slots)
+}
+
+func (c *chunkRows) clear() { *c = chunkRows{} }

@@ -139,7 +139,8 @@ type SQLiteStore struct {
 	changed   chan struct{}
 	schemaC   *schemaCache
 
-	rows *rowCache // used only by the writer holding wsem
+	rows      *rowCache // used only by the writer holding wsem
+	chunkRows chunkRows // used only by the writer holding wsem
 	// prepared holds statements prepared once on the writer connection, by query;
 	// used only by the writer holding wsem.
 	prepared map[string]*sql.Stmt

@@ -510,19 +510,37 @@ func (b *sqliteBatch) loadImage(tbl *cdc.Table, key string) ([]byte, bool, error
 	if err != nil {
 		return nil, false, err
 	}
-	var data []byte
 	if version == b.ws.open.version && seq == b.ws.open.nextSeq {
-		data = append(slices.Clip(b.buf), ']')
-	} else if err := b.getChunk.QueryRowContext(b.ctx, chunkID(version, seq)).Scan(&data); err != nil {
-		return nil, false, fmt.Errorf("read chunk %d.%d: %w", version, seq, err)
+		rows, err := chunkImages(append(slices.Clip(b.buf), ']'), tbl)
+		if err != nil {
+			return nil, false, fmt.Errorf("scan current chunk: %w", err)
+		}
+		row, ok := rows[key]
+		return row, ok, nil
 	}
+	id := chunkID(version, seq)
+	rows, ok := b.s.chunkRows.get(id, tbl.Name)
+	if !ok {
+		var data []byte
+		if err := b.getChunk.QueryRowContext(b.ctx, id).Scan(&data); err != nil {
+			return nil, false, fmt.Errorf("read chunk %d.%d: %w", version, seq, err)
+		}
+		if rows, err = chunkImages(data, tbl); err != nil {
+			return nil, false, fmt.Errorf("scan chunk %d.%d: %w", version, seq, err)
+		}
+		b.s.chunkRows.put(id, tbl.Name, rows)
+	}
+	row, ok := rows[key]
+	return row, ok, nil
+}
+
+// chunkImages indexes the last row image of every row of tbl in a stored chunk.
+func chunkImages(data []byte, tbl *cdc.Table) (map[string][]byte, error) {
 	qtable := cdc.AppendJSONString(nil, tbl.Name)
 	qkeys := quotedNames(tbl.PrimaryKey)
-	var (
-		found []byte
-		kb    []byte
-	)
-	err = eachElem(data, func(elem []byte) error {
+	rows := map[string][]byte{}
+	var kb []byte
+	err := eachElem(data, func(elem []byte) error {
 		c, err := parseRawChange(elem)
 		if err != nil {
 			return err
@@ -531,15 +549,10 @@ func (b *sqliteBatch) loadImage(tbl *cdc.Table, key string) ([]byte, bool, error
 			return nil
 		}
 		kb = appendKeyFromRow(kb[:0], c.row, qkeys)
-		if string(kb) == key {
-			found = c.row
-		}
+		rows[string(kb)] = c.row
 		return nil
 	})
-	if err != nil {
-		return nil, false, fmt.Errorf("scan chunk %d.%d: %w", version, seq, err)
-	}
-	return found, found != nil, nil
+	return rows, err
 }
 
 func quotedNames(names []string) [][]byte {
@@ -571,6 +584,7 @@ func (b *sqliteBatch) Reset(ctx context.Context, sourceKind string) error {
 	b.ws.sourceKind = sourceKind
 	b.ws.tombstoneHorizon = b.ws.head + 1
 	b.s.rows.clear()
+	b.s.chunkRows.clear()
 	b.s.log.Warn("change log reset; every edge must re-bootstrap", "head", b.ws.head, "source", sourceKind)
 	return nil
 }
@@ -640,6 +654,7 @@ func (b *sqliteBatch) Rollback() error {
 	}
 	s := b.s
 	s.rows.clear()
+	s.chunkRows.clear()
 	s.mu.Lock()
 	s.batchOpen = false
 	s.mu.Unlock()

@@ -222,6 +222,7 @@ func (c *compactor) step(ctx context.Context, from, end int64) (int64, error) {
 			return 0, fmt.Errorf("compact: prepare: %w", err)
 		}
 	}
+	s.chunkRows.clear()
 	deltas := map[int64]*versionDelta{}
 	var order []int64
 	var removed, removedBytes int64

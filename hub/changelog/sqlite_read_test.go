@@ -239,3 +239,25 @@ func equalInts(a, b []int64) bool {
 	}
 	return true
 }
+
+func TestSQLiteStore_ReadPageSkipsEmptyVersions(t *testing.T) {
+	s, _ := openTest(t, nil)
+	appendCommitted(t, s, tx(1, ins(1, "a")), tx(2), tx(3))
+	for _, since := range []int64{0, 1, 2} {
+		p, _ := readPage(t, s, PageRequest{Since: since, Limit: 1})
+		if p.Next != 3 || !p.Commit {
+			t.Errorf("since %d: next %d commit %v, want 3 true", since, p.Next, p.Commit)
+		}
+	}
+	appendCommitted(t, s, tx(4, ins(2, "b"), ins(3, "c")), tx(5))
+	p, dp := readPage(t, s, PageRequest{Since: 1, Limit: 2})
+	if p.Next != 5 || p.Changes != 2 || len(dp.Entries) != 1 || dp.Entries[0].Version != 4 {
+		t.Fatalf("after empty versions: next %d changes %d entries %+v", p.Next, p.Changes, dp.Entries)
+	}
+	// A version that does not fit stops the page before it, past the empty ones.
+	appendCommitted(t, s, tx(6), tx(7, ins(4, "d"), ins(5, "e")))
+	p, _ = readPage(t, s, PageRequest{Since: 1, Limit: 3})
+	if p.Next != 6 || p.Changes != 2 || !p.Commit {
+		t.Fatalf("page stopped before version 7: next %d changes %d commit %v", p.Next, p.Changes, p.Commit)
+	}
+}
