@@ -198,8 +198,8 @@ func estimatePage(chunkBytes, chunkChanges, limit, maxBytes int) int {
 // since that has chunks, or anywhere up to head while since is inside the compacted
 // prefix (such pages may end at any version boundary before CompactedThrough).
 func checkCursor(ctx context.Context, tx *sql.Tx, since, head, compacted int64, cur syncproto.Cursor) error {
-	if cur.Version <= since || cur.Version > head {
-		return fmt.Errorf("read page since %d cursor %s: %w: the cursor's version must be after since and at most the head (%d)",
+	if cur.Version <= since || cur.Version > head || cur.Seq < 0 {
+		return fmt.Errorf("read page since %d cursor %s: %w: the cursor's version must be after since and at most the head (%d), its seq not negative",
 			since, cur, ErrBadCursor, head)
 	}
 	if since < compacted {
