@@ -141,6 +141,10 @@ type SQLiteStore struct {
 
 	rows      *rowCache // used only by the writer holding wsem
 	chunkRows chunkRows // used only by the writer holding wsem
+	spare     struct {  // buffers a finished batch leaves to the next; writer only
+		buf  []byte
+		args [3][]any
+	}
 	// prepared holds statements prepared once on the writer connection, by query;
 	// used only by the writer holding wsem.
 	prepared map[string]*sql.Stmt
@@ -163,6 +167,7 @@ type writerState struct {
 	sourceKind       string
 	schemaVersion    int64
 	compactedThrough int64
+	compactSeal      int64 // head when compaction last dropped changes; see Compact
 	tombstoneHorizon int64
 	entries          int64
 	bytes            int64
@@ -181,7 +186,6 @@ type openVersion struct {
 	chunks  int
 	lastSeq int
 	origin  string
-	multi   bool // opened by a part with More set: may be committed unfinished
 }
 
 func (w *writerState) state() State {
@@ -216,11 +220,12 @@ var schemaDDL = []string{
 		source_kind TEXT NOT NULL,
 		schema_version INTEGER NOT NULL,
 		compacted_through INTEGER NOT NULL,
+		compact_seal INTEGER NOT NULL,
 		tombstone_horizon INTEGER NOT NULL,
 		entries INTEGER NOT NULL,
 		bytes INTEGER NOT NULL,
 		head_us INTEGER NOT NULL)`,
-	`INSERT INTO state VALUES (1, 0, '', '', 0, 0, 0, 0, 0, 0)`,
+	`INSERT INTO state VALUES (1, 0, '', '', 0, 0, 0, 0, 0, 0, 0)`,
 	`CREATE TABLE versions (
 		version INTEGER PRIMARY KEY,
 		origin TEXT NOT NULL,
@@ -380,9 +385,9 @@ func (s *SQLiteStore) recover(ctx context.Context) error {
 	}
 	defer tx.Rollback()
 	w := &s.committed
-	err = tx.QueryRowContext(ctx, `SELECT head, position, source_kind, schema_version, compacted_through,
+	err = tx.QueryRowContext(ctx, `SELECT head, position, source_kind, schema_version, compacted_through, compact_seal,
 		tombstone_horizon, entries, bytes, head_us FROM state WHERE id = 1`).Scan(&w.head, &w.position,
-		&w.sourceKind, &w.schemaVersion, &w.compactedThrough, &w.tombstoneHorizon, &w.entries, &w.bytes, &w.headUS)
+		&w.sourceKind, &w.schemaVersion, &w.compactedThrough, &w.compactSeal, &w.tombstoneHorizon, &w.entries, &w.bytes, &w.headUS)
 	if err != nil {
 		return fmt.Errorf("load change log state: %w", err)
 	}
@@ -495,7 +500,8 @@ func (s *SQLiteStore) Changed() <-chan struct{} {
 	return s.changed
 }
 
-// Schema returns the latest committed schema and its encoded SchemaResponse.
+// Schema returns the latest committed schema and its encoded SchemaResponse. Both are
+// shared with other callers and must not be modified.
 func (s *SQLiteStore) Schema(ctx context.Context) (*cdc.Schema, []byte, error) {
 	s.mu.Lock()
 	version := s.committed.schemaVersion

@@ -34,7 +34,7 @@ const (
 	getRowSQL    = `SELECT version, seq, deleted FROM rows WHERE tbl = ? AND key = ?`
 	getChunkSQL  = `SELECT data FROM chunks WHERE id = ?`
 	saveStateSQL = `UPDATE state SET head = ?, position = ?, source_kind = ?, schema_version = ?,
-		compacted_through = ?, tombstone_horizon = ?, entries = ?, bytes = ?, head_us = ? WHERE id = 1`
+		compacted_through = ?, compact_seal = ?, tombstone_horizon = ?, entries = ?, bytes = ?, head_us = ? WHERE id = 1`
 )
 
 // Row-index, chunk and version rows are written in groups (see groupedInsert).
@@ -126,7 +126,7 @@ func (s *SQLiteStore) Begin(ctx context.Context) (Batch, error) {
 		ctx: context.WithoutCancel(ctx),
 		tx:  tx,
 		ws:  ws,
-		buf: append(make([]byte, 0, 64<<10), '['),
+		buf: append(s.spare.buf[:0], '['),
 	}
 	for _, p := range []struct {
 		st **sql.Stmt
@@ -140,7 +140,7 @@ func (s *SQLiteStore) Begin(ctx context.Context) (Batch, error) {
 		}
 	}
 	prepare := func(ctx context.Context, q string) (*sql.Stmt, error) { return s.txStmt(ctx, tx, q) }
-	for _, g := range []struct {
+	for i, g := range []struct {
 		g **groupedInsert
 		groupedSpec
 	}{{&b.index, indexSpec}, {&b.chunks, chunksSpec}, {&b.versions, versionsSpec}} {
@@ -148,6 +148,7 @@ func (s *SQLiteStore) Begin(ctx context.Context) (Batch, error) {
 			b.abort()
 			return nil, fmt.Errorf("begin change log batch: %w", err)
 		}
+		(*g.g).args = s.spare.args[i][:0]
 	}
 	return b, nil
 }
@@ -266,7 +267,7 @@ func (b *sqliteBatch) AppendTx(ctx context.Context, tx *cdc.Tx) error {
 		if v > maxVersion {
 			return b.fail(fmt.Errorf("append tx: version %d exceeds the change log's limit", v))
 		}
-		b.ws.open = openVersion{version: v, lastSeq: -1, origin: tx.Origin, multi: tx.More}
+		b.ws.open = openVersion{version: v, lastSeq: -1, origin: tx.Origin}
 	}
 	if len(tx.Tables) > 0 {
 		if err := b.mergeTables(tx.Tables); err != nil {
@@ -616,7 +617,7 @@ func (b *sqliteBatch) Commit(ctx context.Context) (State, error) {
 		return State{}, fmt.Errorf("commit change log batch: %w", err)
 	}
 	if _, err := save.ExecContext(b.ctx, w.head, w.position, w.sourceKind, w.schemaVersion,
-		w.compactedThrough, w.tombstoneHorizon, w.entries, w.bytes, w.headUS); err != nil {
+		w.compactedThrough, w.compactSeal, w.tombstoneHorizon, w.entries, w.bytes, w.headUS); err != nil {
 		_ = b.Rollback()
 		return State{}, fmt.Errorf("commit change log batch: save state: %w", err)
 	}
@@ -636,7 +637,7 @@ func (b *sqliteBatch) Commit(ctx context.Context) (State, error) {
 		s.changed = make(chan struct{})
 	}
 	s.mu.Unlock()
-	s.unlockWriter()
+	b.release()
 	return w.state(), nil
 }
 
@@ -658,11 +659,26 @@ func (b *sqliteBatch) Rollback() error {
 	s.mu.Lock()
 	s.batchOpen = false
 	s.mu.Unlock()
-	s.unlockWriter()
+	b.release()
 	if err != nil {
 		return fmt.Errorf("roll back change log batch: %w", err)
 	}
 	return nil
+}
+
+// release hands the batch's buffers to the next batch and frees the writer.
+func (b *sqliteBatch) release() {
+	sp := &b.s.spare
+	if cap(b.buf) <= 2*b.s.cfg.ChunkBytes {
+		sp.buf = b.buf[:0]
+	}
+	for i, g := range []*groupedInsert{b.index, b.chunks, b.versions} {
+		if g != nil {
+			g.discard()
+			sp.args[i] = g.args
+		}
+	}
+	b.s.unlockWriter()
 }
 
 // abort ends a batch that failed while starting.

@@ -20,10 +20,10 @@ import (
 // row in a version no newer than the head when compaction started (the seal), or when
 // a later change in the same chunk touches the same row. In versions ≤ T deletes and
 // truncates are dropped too, and their rows leave the index. CompactedThrough becomes
-// the seal: an edge reading from a watermark below it commits no earlier than the
-// seal, by which point every dropped change has been replaced by the one that
-// superseded it. Both horizons only increase and are stored before anything is
-// dropped.
+// H and the seal is stored beside it: ReadPage lets an edge reading from a watermark
+// below H commit no earlier than the seal, by which point every dropped change has
+// been replaced by the one that superseded it. Horizons and seal only increase and are
+// stored before anything is dropped.
 //
 // The work runs in write transactions of about CompactStepChanges changes that take
 // turns with ingest batches for the writer. Only one Compact runs at a time.
@@ -76,6 +76,7 @@ const (
 type compactBounds struct {
 	h, drop, seal      int64 // compact ≤ h, drop tombstones ≤ drop, supersede only by ≤ seal
 	compacted, horizon int64 // the stored CompactedThrough and TombstoneHorizon
+	storedSeal         int64 // the stored compact seal
 }
 
 // compactBounds fixes the horizons under the writer lock and stores them before any
@@ -93,7 +94,7 @@ func (s *SQLiteStore) compactBounds(ctx context.Context, cutH, cutT time.Time) (
 	if closed {
 		return b, errClosed
 	}
-	b.compacted, b.horizon = cur.compactedThrough, cur.tombstoneHorizon
+	b.compacted, b.horizon, b.storedSeal = cur.compactedThrough, cur.tombstoneHorizon, cur.compactSeal
 	last := func(cut time.Time, upTo int64) (int64, error) {
 		var v int64
 		err := s.wdb.QueryRowContext(ctx, `SELECT version FROM versions WHERE version <= ? AND commit_us < ? ORDER BY version DESC LIMIT 1`,
@@ -115,16 +116,17 @@ func (s *SQLiteStore) compactBounds(ctx context.Context, cutH, cutT time.Time) (
 		return b, nil
 	}
 	b.h, b.seal = h, cur.head
-	b.compacted = max(cur.compactedThrough, cur.head)
+	b.compacted = max(cur.compactedThrough, h)
+	b.storedSeal = max(cur.compactSeal, cur.head)
 	b.horizon = max(cur.tombstoneHorizon, t)
 	b.drop = min(b.horizon, h)
-	if b.compacted != cur.compactedThrough || b.horizon != cur.tombstoneHorizon {
-		if _, err := s.wdb.ExecContext(ctx, `UPDATE state SET compacted_through = ?, tombstone_horizon = ? WHERE id = 1`,
-			b.compacted, b.horizon); err != nil {
+	if b.compacted != cur.compactedThrough || b.horizon != cur.tombstoneHorizon || b.storedSeal != cur.compactSeal {
+		if _, err := s.wdb.ExecContext(ctx, `UPDATE state SET compacted_through = ?, compact_seal = ?, tombstone_horizon = ? WHERE id = 1`,
+			b.compacted, b.storedSeal, b.horizon); err != nil {
 			return b, fmt.Errorf("compact: store horizons: %w", err)
 		}
 		s.mu.Lock()
-		s.committed.compactedThrough, s.committed.tombstoneHorizon = b.compacted, b.horizon
+		s.committed.compactedThrough, s.committed.compactSeal, s.committed.tombstoneHorizon = b.compacted, b.storedSeal, b.horizon
 		s.mu.Unlock()
 	}
 	return b, nil

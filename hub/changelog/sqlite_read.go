@@ -25,8 +25,9 @@ const readChunksSQL = `SELECT c.id, c.n, c.data, v.origin, v.commit_us, v.schema
 // A page holds whole versions while they fit in the limit; only a version that
 // alone exceeds it is split across pages (Commit false, Cursor set, the cursor's
 // version being the first version after Since). A page whose watermark is inside the
-// compacted prefix also has Commit false until it reaches CompactedThrough, because
-// changes dropped there are superseded only by later versions up to that point.
+// compacted prefix (below CompactedThrough) also has Commit false until it reaches the
+// head at which that compaction ran: a change dropped from the prefix was superseded
+// by a version up to that point, and the edge must not stop before applying it.
 // Stored chunk bytes are copied into the body as they are.
 func (s *SQLiteStore) ReadPage(ctx context.Context, req PageRequest) (*Page, error) {
 	if req.Since < 0 {
@@ -41,9 +42,9 @@ func (s *SQLiteStore) ReadPage(ctx context.Context, req PageRequest) (*Page, err
 		return nil, fmt.Errorf("read page: %w", err)
 	}
 	defer tx.Rollback()
-	var head, schemaVersion, compacted, horizon int64
-	if err := tx.QueryRowContext(ctx, `SELECT head, schema_version, compacted_through, tombstone_horizon FROM state WHERE id = 1`).Scan(
-		&head, &schemaVersion, &compacted, &horizon); err != nil {
+	var head, schemaVersion, compacted, seal, horizon int64
+	if err := tx.QueryRowContext(ctx, `SELECT head, schema_version, compacted_through, compact_seal, tombstone_horizon
+		FROM state WHERE id = 1`).Scan(&head, &schemaVersion, &compacted, &seal, &horizon); err != nil {
 		return nil, fmt.Errorf("read page: state: %w", err)
 	}
 	since := req.Since
@@ -151,7 +152,7 @@ func (s *SQLiteStore) ReadPage(ctx context.Context, req PageRequest) (*Page, err
 	switch {
 	case !complete:
 		p.Commit = false
-	case since < compacted && p.Next < compacted:
+	case since < compacted && p.Next < seal:
 		p.Commit = false
 	}
 	if !p.Commit {

@@ -118,8 +118,8 @@ type Batch interface {
 	AppendTx(ctx context.Context, tx *cdc.Tx) error
 	// Reset invalidates everything edges hold (the source lost its position and will
 	// re-snapshot): existing entries and the row index are dropped, versions keep
-	// counting up, and the tombstone horizon moves to the head so every edge with a
-	// watermark re-bootstraps. sourceKind is recorded beside positions.
+	// counting up, and the tombstone horizon moves just past the head (head+1) so every
+	// edge with a watermark re-bootstraps. sourceKind is recorded beside positions.
 	Reset(ctx context.Context, sourceKind string) error
 	// Pending reports how many changes the batch holds uncommitted.
 	Pending() int
