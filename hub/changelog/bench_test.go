@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/synchub/synchub/cdc"
-	"github.com/synchub/synchub/hub/syncproto"
 )
 
 // benchRow is a typical row: a key, short text, a decimal, a few bytes, a sentence, a
@@ -369,5 +368,4 @@ func TestBenchmarkFixturesRoundTrip(t *testing.T) {
 	if len(got.changes) != 3 {
 		t.Fatalf("%d changes", len(got.changes))
 	}
-	_ = syncproto.Page{}
 }
