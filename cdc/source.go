@@ -9,10 +9,13 @@ import "context"
 //  1. Start(ctx, from) connects and checks prerequisites (returning an *Error with Fix
 //     set when the database is misconfigured). from is the position the change log
 //     last committed, or nil when the log is empty. Start returns the captured tables.
-//     If from is nil, or the source cannot resume from it, the source prepares a fresh
-//     consistent snapshot and NeedSnapshot is true; when the log held a position that
-//     is lost, Start reports it through PositionLost so the hub can tell edges to
-//     re-bootstrap.
+//     If from is nil the source prepares a fresh consistent snapshot and NeedSnapshot
+//     is true. If the source cannot resume from a non-nil from (slot dropped, WAL or
+//     binlog purged), Start sets PositionLost, prepares nothing and returns; the
+//     consumer makes the loss durable first (it forgets the position and tells edges
+//     to re-bootstrap), then calls Close and Start(ctx, nil). Preparing a new stream
+//     before that would let a consumer that dies in between resume from it and miss
+//     everything committed since the old position.
 //  2. If NeedSnapshot, Snapshot(ctx, emit) reads every captured row at one consistent
 //     point and calls emit with batches of inserts, in table order, then returns the
 //     position the stream continues from. Nothing committed after that point is in the
@@ -47,7 +50,8 @@ type StartInfo struct {
 	Tables       []Table
 	NeedSnapshot bool
 	// PositionLost is set when the requested position could not be resumed from; the
-	// source then prepared a snapshot. The hub must invalidate everything edges hold.
+	// source prepared nothing (see Source step 1). The hub must invalidate everything
+	// edges hold, durably, before it starts again without a position.
 	PositionLost bool
 	// Describe is a one-line description for logs, e.g. "PostgreSQL 15.4, slot synchub".
 	Describe string

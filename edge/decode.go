@@ -3,6 +3,7 @@ package edge
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 
 	"github.com/synchub/synchub/cdc"
 )
@@ -62,11 +63,16 @@ func (s *rowScanner) scan(t *table, raw []byte) error {
 				}
 			}
 			v, err := cdc.ParseJSONValue(t.cols[idx].kind, raw[i:vend])
-			if err != nil {
+			var arg any
+			if err == nil {
+				arg = v.SQLiteArg()
+			} else if t.isKey(idx) {
+				return fmt.Errorf("%s key column %s: %w", t.source, t.cols[idx].name, err)
+			} else if arg, err = looseArg(raw[i:vend]); err != nil {
 				return fmt.Errorf("%s column %s: %w", t.source, t.cols[idx].name, err)
 			}
 			s.cols = append(s.cols, idx)
-			s.args = append(s.args, v.SQLiteArg())
+			s.args = append(s.args, arg)
 		}
 		i = skipSpace(raw, vend)
 		if i < len(raw) && raw[i] == ',' {
@@ -187,4 +193,41 @@ func scanValue(b []byte, i int) (int, error) {
 		j++
 	}
 	return j, nil
+}
+
+// isKey reports whether column idx is part of the primary key.
+func (t *table) isKey(idx int) bool {
+	for _, k := range t.pk {
+		if k == idx {
+			return true
+		}
+	}
+	return false
+}
+
+// looseArg reads a non-key value that does not fit its column's current kind: one
+// written before the column's type changed (numeric to double precision, say). It is stored by
+// its JSON type and SQLite's column affinity converts it, so an old entry never stops
+// an edge from applying the log.
+func looseArg(raw []byte) (any, error) {
+	switch {
+	case len(raw) == 0:
+		return nil, fmt.Errorf("empty value")
+	case string(raw) == "null":
+		return nil, nil
+	case string(raw) == "true":
+		return int64(1), nil
+	case string(raw) == "false":
+		return int64(0), nil
+	case raw[0] == '"':
+		return cdc.UnquoteJSONString(raw)
+	}
+	if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+		return n, nil
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return nil, fmt.Errorf("%.40s is not a JSON value", raw)
+	}
+	return f, nil
 }

@@ -83,13 +83,19 @@ func TestDecodePage(t *testing.T) {
 	}
 }
 
-func TestRowScanner(t *testing.T) {
+func scannerTable(t *testing.T) *table {
+	t.Helper()
 	tbl, err := newTable(&cdc.Table{Name: "public.k", Columns: []cdc.Column{
 		{Name: "id", Kind: cdc.KindInt}, {Name: "f", Kind: cdc.KindFloat}, {Name: "b", Kind: cdc.KindBytes}, {Name: "s", Kind: cdc.KindText},
 	}, PrimaryKey: []string{"id"}}, "k", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tbl
+}
+
+func TestRowScanner(t *testing.T) {
+	tbl := scannerTable(t)
 	var s rowScanner
 	if err := s.scan(tbl, []byte(` { "s" : "x\"y" , "gone":{"a":[1,2]}, "id":9223372036854775807,"b":"AAE=","f":"NaN" } `)); err != nil {
 		t.Fatal(err)
@@ -190,4 +196,21 @@ func sameArg(a, b any) bool {
 		return ok && (x == y || math.IsNaN(x) && math.IsNaN(y))
 	}
 	return a == b
+}
+
+// TestRowScanner_OldKind: a value written before its column's type changed (a numeric
+// column turned double precision) is stored by its JSON type instead of stopping the
+// edge; a key column stays strict.
+func TestRowScanner_OldKind(t *testing.T) {
+	tbl := scannerTable(t)
+	var s rowScanner
+	if err := s.scan(tbl, []byte(`{"id":1,"f":"2.50"}`)); err != nil {
+		t.Fatalf("old-kind value refused: %v", err)
+	}
+	if len(s.args) != 2 || s.args[1] != "2.50" {
+		t.Fatalf("args %#v, want the text 2.50 for SQLite's affinity to convert", s.args)
+	}
+	if err := s.scan(tbl, []byte(`{"id":"1"}`)); err == nil {
+		t.Fatal("a key column accepted a value of another kind")
+	}
 }

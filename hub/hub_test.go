@@ -42,11 +42,15 @@ type fakeSource struct {
 	snapshot  int // rows in the snapshot
 	failAfter map[int]int
 	lost      map[int]bool // sessions whose Start reports the position lost
+	// snapFailAfter: sessions whose snapshot fails after emitting that many rows.
+	snapFailAfter map[int]int
 	idleEvery int
 	sessions  int
 	from      fakePos
 	acks      []fakePos
 	onAck     func(fakePos)
+	// onFreshStart runs when Start is called without a position.
+	onFreshStart func()
 	starts    []cdc.Position
 }
 
@@ -56,9 +60,15 @@ func (f *fakeSource) Start(_ context.Context, from cdc.Position) (*cdc.StartInfo
 	f.sessions++
 	f.starts = append(f.starts, from)
 	info := &cdc.StartInfo{Tables: []cdc.Table{table}, Describe: "fake"}
-	if from == nil || f.lost[f.sessions] {
+	if from != nil && f.lost[f.sessions] {
+		info.PositionLost = true
+		return info, nil
+	}
+	if from == nil {
+		if f.onFreshStart != nil {
+			f.onFreshStart()
+		}
 		info.NeedSnapshot = true
-		info.PositionLost = from != nil
 		f.from = 0
 		return info, nil
 	}
@@ -71,8 +81,14 @@ func row(id int64, v string) cdc.Row {
 }
 
 func (f *fakeSource) Snapshot(ctx context.Context, emit func(context.Context, []cdc.Change) error) (cdc.Position, error) {
+	f.mu.Lock()
+	failAt, failing := f.snapFailAfter[f.sessions]
+	f.mu.Unlock()
 	var batch []cdc.Change
 	for i := 1; i <= f.snapshot; i++ {
+		if failing && i > failAt {
+			return nil, errors.New("snapshot connection lost")
+		}
 		batch = append(batch, cdc.Change{Table: table.Name, Op: cdc.OpInsert, After: row(int64(-i), "snap")})
 		if len(batch) == 100 {
 			if err := emit(ctx, batch); err != nil {
@@ -271,13 +287,32 @@ func TestHub_ReconnectResumesFromCommitted(t *testing.T) {
 // snapshot is taken again, and edges with a watermark are told to re-bootstrap.
 func TestHub_PositionLostResetsLog(t *testing.T) {
 	src := &fakeSource{history: 50, snapshot: 5, failAfter: map[int]int{1: 40}, lost: map[int]bool{2: true}, idleEvery: 10}
-	r := startHub(t, src, nil)
-	waitFor(t, "second session", func() bool {
+	var r *running
+	ready := make(chan struct{})
+	var positionAtFreshStart []string
+	src.onFreshStart = func() {
+		<-ready
+		st, _ := r.store.State(context.Background())
+		positionAtFreshStart = append(positionAtFreshStart, st.Position)
+	}
+	r = startHub(t, src, nil)
+	close(ready)
+	waitFor(t, "third session", func() bool {
 		src.mu.Lock()
 		defer src.mu.Unlock()
-		return src.sessions >= 2
+		return src.sessions >= 3
 	})
 	waitFor(t, "re-ingested history", func() bool { return r.h.Status().Head == 92 })
+	src.mu.Lock()
+	starts := fmt.Sprint(src.starts)
+	src.mu.Unlock()
+	if starts != "[<nil> 41 <nil>]" {
+		t.Fatalf("Start positions %s, want [<nil> 41 <nil>]: the hub must start without a position after the loss", starts)
+	}
+	// The reset was durable before the source was asked to prepare a new stream.
+	if len(positionAtFreshStart) != 2 || positionAtFreshStart[1] != "" {
+		t.Fatalf("committed position at each fresh Start: %q; want the reset committed first", positionAtFreshStart)
+	}
 	if _, err := r.store.ReadPage(context.Background(), changelog.PageRequest{Since: 10, Limit: 10}); !errors.Is(err, changelog.ErrTooOld) {
 		t.Fatalf("watermark from before the reset: %v, want ErrTooOld", err)
 	}
@@ -340,5 +375,27 @@ func TestConfig_Validate(t *testing.T) {
 	c.Compact.TombstoneRetention = time.Hour
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "tombstone") {
 		t.Fatalf("want an error about tombstone retention, got %v", err)
+	}
+}
+
+// TestHub_SnapshotRetryIsNotDoubled: a snapshot that fails after some of its rows were
+// committed is taken again from scratch; the change log holds each row once.
+func TestHub_SnapshotRetryIsNotDoubled(t *testing.T) {
+	src := &fakeSource{history: 10, snapshot: 300, snapFailAfter: map[int]int{1: 250}}
+	r := startHub(t, src, func(c *Config) { c.GroupMaxChanges = 20 })
+	waitFor(t, "head 11", func() bool { return r.h.Status().Head == 11 })
+	st, err := r.store.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Entries != 310 {
+		t.Fatalf("change log holds %d changes, want 300 snapshot rows + 10 = 310", st.Entries)
+	}
+	page, err := r.store.ReadPage(context.Background(), changelog.PageRequest{Since: 0, Limit: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Changes != 300 || page.Next != 1 {
+		t.Fatalf("snapshot version: %d changes up to %d, want 300 in version 1", page.Changes, page.Next)
 	}
 }

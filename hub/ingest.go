@@ -135,6 +135,21 @@ func (in *ingester) session(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if info.PositionLost {
+		// The reset is committed before the source prepares a new stream, so a hub
+		// that dies in between starts from scratch rather than from the new stream.
+		in.log.Warn("source position lost; resetting the change log, re-snapshotting and telling every edge to re-bootstrap",
+			"source", in.cfg.SourceKind, "position", st.Position)
+		if err := in.resetLog(ctx); err != nil {
+			return err
+		}
+		if err := in.src.Close(); err != nil {
+			return fmt.Errorf("close source after position loss: %w", err)
+		}
+		if info, err = in.src.Start(ctx, nil); err != nil {
+			return err
+		}
+	}
 	in.mu.Lock()
 	in.describe = info.Describe
 	in.tables = make(map[string]bool, len(info.Tables))
@@ -150,12 +165,9 @@ func (in *ingester) session(ctx context.Context) (err error) {
 		return err
 	}
 	defer w.rollback()
-	if info.PositionLost {
-		in.log.Warn("source position lost; re-snapshotting and telling every edge to re-bootstrap",
-			"source", in.cfg.SourceKind, "position", st.Position)
-		if err := w.batch.Reset(ctx, in.cfg.SourceKind); err != nil {
-			return fmt.Errorf("reset change log: %w", err)
-		}
+	// A transaction cut off by the previous session's end arrives again from its start.
+	if err := w.batch.DiscardUnfinished(ctx); err != nil {
+		return fmt.Errorf("discard unfinished transaction: %w", err)
 	}
 	if err := w.batch.SetTables(info.Tables); err != nil {
 		return fmt.Errorf("record schema: %w", err)
@@ -170,7 +182,36 @@ func (in *ingester) session(ctx context.Context) (err error) {
 		return err
 	}
 	in.setState(StateStreaming, nil)
-	return in.src.Stream(ctx, w)
+	err = in.src.Stream(ctx, w)
+	if ctx.Err() != nil && w.batch != nil && w.lastPos != nil {
+		// Soft shutdown: keep what was already received, and let Close report it.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.ShutdownTimeout)
+		defer cancel()
+		if cerr := w.commit(sctx); cerr != nil {
+			in.log.Warn("could not commit the last group on shutdown; it will be streamed again", "err", cerr)
+		} else {
+			in.log.Info("committed the last group on shutdown")
+		}
+	}
+	return err
+}
+
+// resetLog invalidates the change log in its own committed store transaction.
+func (in *ingester) resetLog(ctx context.Context) error {
+	b, err := in.store.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin change log reset: %w", err)
+	}
+	if err := b.Reset(ctx, in.cfg.SourceKind); err != nil {
+		b.Rollback()
+		return fmt.Errorf("reset change log: %w", err)
+	}
+	st, err := b.Commit(ctx)
+	if err != nil {
+		return fmt.Errorf("commit change log reset: %w", err)
+	}
+	in.observeState(st)
+	return nil
 }
 
 // writer is the cdc.Handler that appends the stream to the change log in groups.
@@ -207,9 +248,16 @@ func (w *writer) rollback() {
 	}
 }
 
-// Tx appends one transaction (or part) and commits when the group is full.
+// Tx appends one transaction (or part) and commits when the group is full. Store calls
+// are not cut short by a shutdown: an append in progress finishes, so the group can
+// still be committed.
 func (w *writer) Tx(ctx context.Context, tx *cdc.Tx) error {
-	if err := w.batch.AppendTx(ctx, tx); err != nil {
+	if w.batch == nil {
+		if err := w.begin(ctx); err != nil {
+			return err
+		}
+	}
+	if err := w.batch.AppendTx(context.WithoutCancel(ctx), tx); err != nil {
 		return fmt.Errorf("append to change log: %w", err)
 	}
 	for i := range tx.Changes {
@@ -220,22 +268,26 @@ func (w *writer) Tx(ctx context.Context, tx *cdc.Tx) error {
 		w.txs++
 	}
 	if w.batch.Pending() >= w.in.cfg.GroupMaxChanges {
-		return w.commit(ctx)
+		return w.commit(context.WithoutCancel(ctx))
 	}
 	return nil
 }
 
-// Idle commits the group: the source has nothing more buffered.
+// Idle commits the group: the source has nothing more buffered. Between groups no store
+// transaction is open, so compaction can run while the source is quiet.
 func (w *writer) Idle(ctx context.Context) error {
-	if w.batch.Pending() == 0 && w.lastPos == nil {
+	if w.batch == nil || (w.batch.Pending() == 0 && w.lastPos == nil) {
 		return nil
 	}
-	return w.commit(ctx)
+	return w.commit(context.WithoutCancel(ctx))
 }
 
 // commit makes the group durable, then acknowledges its last position to the source —
-// never before — and starts the next group.
+// never before. The next group begins with the next transaction.
 func (w *writer) commit(ctx context.Context) error {
+	if w.batch == nil {
+		return nil
+	}
 	start := time.Now()
 	st, err := w.batch.Commit(ctx)
 	w.batch = nil
@@ -263,7 +315,7 @@ func (w *writer) commit(ctx context.Context) error {
 	}
 	in.observeState(st)
 	w.lastPos, w.lastTS, w.txs = nil, time.Time{}, 0
-	return w.begin(ctx)
+	return nil
 }
 
 func (in *ingester) observeState(st changelog.State) {
@@ -283,6 +335,11 @@ func (w *writer) snapshot(ctx context.Context) error {
 	rows := 0
 	lastLog := time.Now()
 	pos, err := in.src.Snapshot(ctx, func(ctx context.Context, changes []cdc.Change) error {
+		if w.batch == nil {
+			if err := w.begin(ctx); err != nil {
+				return err
+			}
+		}
 		if err := w.batch.AppendTx(ctx, &cdc.Tx{Changes: changes, More: true}); err != nil {
 			return fmt.Errorf("append snapshot: %w", err)
 		}
@@ -306,6 +363,11 @@ func (w *writer) snapshot(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
+	}
+	if w.batch == nil {
+		if err := w.begin(ctx); err != nil {
+			return err
+		}
 	}
 	if err := w.batch.AppendTx(ctx, &cdc.Tx{Pos: pos, CommitTime: time.Now()}); err != nil {
 		return fmt.Errorf("complete snapshot: %w", err)

@@ -185,9 +185,12 @@ func (s *Source) Start(ctx context.Context, from cdc.Position) (info *cdc.StartI
 	if err != nil {
 		return nil, err
 	}
+	// Start runs its catalog queries on meta while holding metaMu, so a LagBytes from
+	// another goroutine waits instead of using the connection at the same time. This
+	// unlock runs before the deferred Close above, which takes metaMu too.
 	s.metaMu.Lock()
 	s.meta = meta
-	s.metaMu.Unlock()
+	defer s.metaMu.Unlock()
 
 	version, err := s.checkServer(ctx, meta)
 	if err != nil {
@@ -227,8 +230,16 @@ func (s *Source) Start(ctx context.Context, from cdc.Position) (info *cdc.StartI
 			resume = true
 		}
 		if !resume {
+			// Nothing is created here: the consumer first makes the loss durable
+			// (forgets the position), then starts again without one. A new slot made
+			// now would be resumed from if the consumer died before that.
+			s.log.Warn("cannot resume from the last position; the change log must be reset and a new snapshot taken", "position", fromLSN.String(), "reason", lost)
 			info.PositionLost = true
-			s.log.Warn("cannot resume from the last position; preparing a new snapshot", "position", fromLSN.String(), "reason", lost)
+			for _, name := range s.order {
+				info.Tables = append(info.Tables, s.tables[name].table)
+			}
+			info.Describe = fmt.Sprintf("PostgreSQL %s, slot %s, publication %s", s.version, s.cfg.Slot, s.cfg.Publication)
+			return info, nil
 		}
 	}
 	if slot.exists && slot.active {

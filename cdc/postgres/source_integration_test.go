@@ -433,8 +433,13 @@ func TestIntegration_SlotDroppedWhileStopped(t *testing.T) {
 	e.exec(`INSERT INTO t VALUES (2)`)
 
 	info := start(t, src, txs[0].Pos)
-	if !info.PositionLost || !info.NeedSnapshot {
-		t.Fatalf("StartInfo = %+v, want PositionLost and NeedSnapshot", info)
+	if !info.PositionLost || info.NeedSnapshot {
+		t.Fatalf("StartInfo = %+v, want PositionLost and no snapshot prepared", info)
+	}
+	assertNoSlot(t, e)
+	src.Close()
+	if info = start(t, src, nil); !info.NeedSnapshot || info.PositionLost {
+		t.Fatalf("Start without a position after the loss: %+v, want NeedSnapshot", info)
 	}
 	rows, _ := snapshot(t, src)
 	if len(rows) != 2 {
@@ -444,8 +449,16 @@ func TestIntegration_SlotDroppedWhileStopped(t *testing.T) {
 
 	future, _ := ParseLSN("FF/0")
 	info = start(t, src, future)
-	if !info.PositionLost || !info.NeedSnapshot {
+	if !info.PositionLost || info.NeedSnapshot {
 		t.Fatalf("Start from a position ahead of the server's WAL: %+v, want PositionLost", info)
+	}
+}
+
+// assertNoSlot fails if the source created a slot while reporting a lost position.
+func assertNoSlot(t *testing.T, e *env) {
+	t.Helper()
+	if n := pgtest.MustExec(t, e.srv, e.db, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '"+e.slot+"'"); n != "0" {
+		t.Fatalf("a slot exists after Start reported the position lost: a consumer that dies now would resume from it")
 	}
 }
 
@@ -724,8 +737,12 @@ func TestIntegration_TableAddedToConfig(t *testing.T) {
 
 	both := e.newSource(e.config("public.a", "public.b"))
 	info := start(t, both, txs[0].Pos)
-	if !info.PositionLost || !info.NeedSnapshot || len(info.Tables) != 2 {
-		t.Fatalf("StartInfo = %+v, want PositionLost, NeedSnapshot and two tables", info)
+	if !info.PositionLost || info.NeedSnapshot || len(info.Tables) != 2 {
+		t.Fatalf("StartInfo = %+v, want PositionLost and two tables", info)
+	}
+	both.Close()
+	if info = start(t, both, nil); !info.NeedSnapshot {
+		t.Fatalf("Start without a position: %+v, want NeedSnapshot", info)
 	}
 	rows, _ := snapshot(t, both)
 	if len(rows) != 4 {

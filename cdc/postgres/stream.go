@@ -174,6 +174,16 @@ func (st *streamer) run(ctx context.Context) error {
 				if !st.inTx && LSN(pkm.ServerWALEnd) > st.s.idleEnd {
 					st.s.idleEnd = LSN(pkm.ServerWALEnd)
 				}
+				// A keepalive between transactions means the server has sent everything
+				// it had: a moment to commit. Doing it before the reply lets the reply
+				// confirm what was just committed — a server shutting down pings in a
+				// tight loop until it is, so waiting for a quiet gap would never end.
+				if st.idlePending && !st.inTx {
+					st.idlePending = false
+					if err := st.h.Idle(ctx); err != nil {
+						return err
+					}
+				}
 				if pkm.ReplyRequested {
 					if err := st.status(ctx); err != nil {
 						return err

@@ -413,26 +413,37 @@ func (s *SQLiteStore) recover(ctx context.Context) error {
 	}
 	s.log.Warn("discarding a version left unfinished by a crash; the source will send it again",
 		"version", w.head+1, "chunks", n, "changes", changes)
-	stmts := []struct {
-		q    string
-		args []any
-	}{
-		{`UPDATE rows SET version = pv, seq = ps, origin = po, deleted = pd WHERE version > ? AND pv IS NOT NULL`, []any{w.head}},
-		{`DELETE FROM rows WHERE version > ?`, []any{w.head}},
-		{`DELETE FROM chunks WHERE id >= ?`, []any{from}},
-		{`DELETE FROM versions WHERE version > ?`, []any{w.head}},
-		{`UPDATE state SET entries = entries - ?, bytes = bytes - ? WHERE id = 1`, []any{changes, bytes}},
+	if err := discardAfter(ctx, tx, w.head); err != nil {
+		return err
 	}
-	for _, st := range stmts {
-		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
-			return fmt.Errorf("discard unfinished version %d: %w", w.head+1, err)
-		}
+	if _, err := tx.ExecContext(ctx, `UPDATE state SET entries = entries - ?, bytes = bytes - ? WHERE id = 1`, changes, bytes); err != nil {
+		return fmt.Errorf("discard unfinished version %d: %w", w.head+1, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("discard unfinished version %d: %w", w.head+1, err)
 	}
 	w.entries -= changes
 	w.bytes -= bytes
+	return nil
+}
+
+// discardAfter removes every trace of versions after head — chunks, version rows and
+// row-index entries, which get their previous values back — inside tx.
+func discardAfter(ctx context.Context, tx *sql.Tx, head int64) error {
+	stmts := []struct {
+		q    string
+		args []any
+	}{
+		{`UPDATE rows SET version = pv, seq = ps, origin = po, deleted = pd WHERE version > ? AND pv IS NOT NULL`, []any{head}},
+		{`DELETE FROM rows WHERE version > ?`, []any{head}},
+		{`DELETE FROM chunks WHERE id >= ?`, []any{chunkID(head+1, 0)}},
+		{`DELETE FROM versions WHERE version > ?`, []any{head}},
+	}
+	for _, st := range stmts {
+		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {
+			return fmt.Errorf("discard unfinished version %d: %w", head+1, err)
+		}
+	}
 	return nil
 }
 

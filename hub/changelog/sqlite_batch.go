@@ -174,6 +174,31 @@ func (b *sqliteBatch) fail(err error) error {
 // Pending reports the changes appended since Begin.
 func (b *sqliteBatch) Pending() int { return b.pending }
 
+// DiscardUnfinished drops the version that earlier batches left open, with the parts
+// they committed. It must come before any AppendTx of the batch.
+func (b *sqliteBatch) DiscardUnfinished(ctx context.Context) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	if b.pending > 0 {
+		return errors.New("discard unfinished version: the batch already holds changes; call it first")
+	}
+	ov := b.ws.open
+	if ov.version == 0 {
+		return nil
+	}
+	if err := discardAfter(ctx, b.tx, b.ws.head); err != nil {
+		return b.fail(err)
+	}
+	b.ws.entries -= ov.changes
+	b.ws.bytes -= ov.bytes
+	b.ws.open = openVersion{}
+	b.s.rows.clear()
+	b.s.chunkRows.clear()
+	b.s.log.Info("discarded an unfinished version; the source sends it again", "version", ov.version, "changes", ov.changes)
+	return nil
+}
+
 // SetTables records the captured tables, writing a schema version if they changed.
 func (b *sqliteBatch) SetTables(tables []cdc.Table) error {
 	if err := b.usable(); err != nil {

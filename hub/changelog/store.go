@@ -112,6 +112,12 @@ type Store interface {
 // the process dies before the version is completed, the next Open discards them.
 // Head and Position move together, in the same store transaction.
 type Batch interface {
+	// DiscardUnfinished drops the version earlier batches left open (a transaction whose
+	// last part never came), including the parts they committed, and restores the row
+	// index. A source sends an unfinished transaction again from its start after a
+	// reconnect, so the ingest loop calls this at the start of every source session,
+	// before any AppendTx of the batch.
+	DiscardUnfinished(ctx context.Context) error
 	// SetTables records the captured tables; if they differ from the latest schema a new
 	// schema version is written.
 	SetTables(tables []cdc.Table) error
