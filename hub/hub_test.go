@@ -44,14 +44,14 @@ type fakeSource struct {
 	lost      map[int]bool // sessions whose Start reports the position lost
 	// snapFailAfter: sessions whose snapshot fails after emitting that many rows.
 	snapFailAfter map[int]int
-	idleEvery int
-	sessions  int
-	from      fakePos
-	acks      []fakePos
-	onAck     func(fakePos)
+	idleEvery     int
+	sessions      int
+	from          fakePos
+	acks          []fakePos
+	onAck         func(fakePos)
 	// onFreshStart runs when Start is called without a position.
 	onFreshStart func()
-	starts    []cdc.Position
+	starts       []cdc.Position
 }
 
 func (f *fakeSource) Start(_ context.Context, from cdc.Position) (*cdc.StartInfo, error) {
