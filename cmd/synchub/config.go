@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/synchub/synchub/cdc/postgres"
 	"github.com/synchub/synchub/hub"
 )
 
@@ -66,13 +67,16 @@ type apiConfig struct {
 // defaultFileConfig mirrors the library defaults so README, file and code agree.
 func defaultFileConfig() fileConfig {
 	h := hub.DefaultConfig()
+	pg := postgres.DefaultConfig()
 	return fileConfig{
 		Listen:   h.Listen,
 		LogLevel: "info",
 		Source: sourceConfig{
-			Kind:        "postgres",
-			Slot:        "synchub",
-			Publication: "synchub",
+			Kind:             "postgres",
+			Slot:             pg.Slot,
+			Publication:      pg.Publication,
+			SnapshotPageRows: pg.SnapshotPageRows,
+			StatusInterval:   pg.StatusInterval,
 		},
 		Store: storeConfig{Kind: "sqlite", Path: "./data/changelog.db", Synchronous: "normal"},
 		Ingest: ingestConfig{
@@ -235,6 +239,20 @@ func (c fileConfig) validate() error {
 	}
 	if c.Store.Path == "" {
 		return errors.New("store.path: missing; set a file path such as ./data/changelog.db")
+	}
+	switch strings.ToLower(c.Store.Synchronous) {
+	case "normal", "full":
+	default:
+		return fmt.Errorf("store.synchronous: %q; use normal (survives a killed hub) or full (also survives power loss)", c.Store.Synchronous)
+	}
+	if c.Source.SnapshotPageRows < 1 {
+		return fmt.Errorf("source.snapshot_page_rows: %d; must be at least 1", c.Source.SnapshotPageRows)
+	}
+	if c.Source.StatusInterval <= 0 {
+		return fmt.Errorf("source.status_interval: %v; must be positive, and well below the server's wal_sender_timeout", c.Source.StatusInterval)
+	}
+	if c.Source.Slot == "" || c.Source.Publication == "" {
+		return errors.New("source.slot and source.publication: must not be empty")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -110,6 +110,21 @@ func TestValidate_NamesTheKey(t *testing.T) {
 		t.Fatalf("missing tables: %v", err)
 	}
 	cfg.Source.Tables = []string{"public.t"}
+	for key, mutate := range map[string]func(*fileConfig){
+		"store.synchronous":         func(c *fileConfig) { c.Store.Synchronous = "sometimes" },
+		"source.snapshot_page_rows": func(c *fileConfig) { c.Source.SnapshotPageRows = 0 },
+		"source.status_interval":    func(c *fileConfig) { c.Source.StatusInterval = -time.Second },
+		"log_level":                 func(c *fileConfig) { c.LogLevel = "loud" },
+	} {
+		bad := cfg
+		mutate(&bad)
+		if err := bad.validate(); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: want an error naming it, got %v", key, err)
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
 	cfg.Source.Kind = "oracle"
 	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "source.kind") {
 		t.Fatalf("bad kind: %v", err)

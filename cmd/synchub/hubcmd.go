@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/synchub/synchub/cdc/postgres"
 	"github.com/synchub/synchub/hub"
@@ -60,7 +61,7 @@ func serveHub(ctx context.Context, cfg fileConfig, log *slog.Logger, started fun
 	}
 	scfg := changelog.DefaultSQLiteConfig()
 	scfg.Path = cfg.Store.Path
-	scfg.Synchronous = cfg.Store.Synchronous
+	scfg.Synchronous = strings.ToUpper(cfg.Store.Synchronous)
 	store, err := changelog.OpenSQLite(ctx, scfg, log.With("component", "changelog"))
 	if err != nil {
 		return fmt.Errorf("open change log %s: %w", cfg.Store.Path, err)
@@ -70,18 +71,8 @@ func serveHub(ctx context.Context, cfg fileConfig, log *slog.Logger, started fun
 	pcfg := postgres.DefaultConfig()
 	pcfg.DSN = cfg.Source.DSN
 	pcfg.Tables = cfg.Source.Tables
-	if cfg.Source.Slot != "" {
-		pcfg.Slot = cfg.Source.Slot
-	}
-	if cfg.Source.Publication != "" {
-		pcfg.Publication = cfg.Source.Publication
-	}
-	if cfg.Source.SnapshotPageRows > 0 {
-		pcfg.SnapshotPageRows = cfg.Source.SnapshotPageRows
-	}
-	if cfg.Source.StatusInterval > 0 {
-		pcfg.StatusInterval = cfg.Source.StatusInterval
-	}
+	pcfg.Slot, pcfg.Publication = cfg.Source.Slot, cfg.Source.Publication
+	pcfg.SnapshotPageRows, pcfg.StatusInterval = cfg.Source.SnapshotPageRows, cfg.Source.StatusInterval
 	src, err := postgres.New(pcfg, log.With("component", "source"))
 	if err != nil {
 		return fmt.Errorf("source: %w", err)

@@ -44,10 +44,12 @@ func (s *Server) parseChangesQuery(c *fiber.Ctx) (changesQuery, error) {
 	q.req.Limit = s.cfg.MaxPageChanges
 	if lim := c.Query("limit"); lim != "" {
 		n, err := strconv.Atoi(lim)
-		if err != nil || n < 1 || n > s.cfg.MaxPageChanges {
-			return q, badParameter("limit: %q is not an integer between 1 and %d; ask for at most %d changes per page", lim, s.cfg.MaxPageChanges, s.cfg.MaxPageChanges)
+		if err != nil || n < 1 {
+			return q, badParameter("limit: %q is not a positive integer; ask for up to %d changes per page", lim, s.cfg.MaxPageChanges)
 		}
-		q.req.Limit = n
+		// A larger limit is served as the hub's maximum, so lowering
+		// api.max_page_changes never locks out edges configured for more.
+		q.req.Limit = min(n, s.cfg.MaxPageChanges)
 	}
 
 	if w := c.Query("wait"); w != "" {
@@ -55,10 +57,11 @@ func (s *Server) parseChangesQuery(c *fiber.Ctx) (changesQuery, error) {
 		if err != nil {
 			return q, badParameter("wait: %q is not a duration; pass seconds (30) or a Go duration (30s, 1m)", w)
 		}
-		if d < 0 || d > s.cfg.MaxWait {
-			return q, badParameter("wait: %q is outside 0..%v; ask for a wait of at most %v", w, s.cfg.MaxWait, s.cfg.MaxWait)
+		if d < 0 {
+			return q, badParameter("wait: %q is negative; ask for a wait between 0 and %v", w, s.cfg.MaxWait)
 		}
-		q.wait = d
+		// A longer wait is cut to api.max_wait, like a larger limit.
+		q.wait = min(d, s.cfg.MaxWait)
 	}
 	return q, nil
 }

@@ -25,6 +25,7 @@ type fakeStore struct {
 	lastBody []byte
 
 	readCalls atomic.Int64
+	lastReq   atomic.Pointer[changelog.PageRequest]
 
 	readPage func(ctx context.Context, req changelog.PageRequest) (*changelog.Page, error)
 	schema   func(ctx context.Context) (*cdc.Schema, []byte, error)
@@ -79,6 +80,7 @@ func (f *fakeStore) Begin(context.Context) (changelog.Batch, error) {
 
 func (f *fakeStore) ReadPage(ctx context.Context, req changelog.PageRequest) (*changelog.Page, error) {
 	f.readCalls.Add(1)
+	f.lastReq.Store(&req)
 	if f.readPage != nil {
 		return f.readPage(ctx, req)
 	}

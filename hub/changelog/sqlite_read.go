@@ -203,11 +203,20 @@ func checkCursor(ctx context.Context, tx *sql.Tx, since, head, compacted int64, 
 		return fmt.Errorf("read page since %d cursor %s: %w: the cursor's version must be after since and at most the head (%d), its seq not negative",
 			since, cur, ErrBadCursor, head)
 	}
+	var lastSeq int64
+	err := tx.QueryRowContext(ctx, `SELECT last_seq FROM versions WHERE version = ?`, cur.Version).Scan(&lastSeq)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("read page: check cursor: %w", err)
+	}
+	if errors.Is(err, sql.ErrNoRows) || int64(cur.Seq) > lastSeq {
+		return fmt.Errorf("read page since %d cursor %s: %w: version %d has no chunk %d; pass the cursor of the previous page as it was",
+			since, cur, ErrBadCursor, cur.Version, cur.Seq)
+	}
 	if since < compacted {
 		return nil
 	}
 	var id int64
-	err := tx.QueryRowContext(ctx, `SELECT id FROM chunks WHERE id >= ? ORDER BY id LIMIT 1`, chunkID(since+1, 0)).Scan(&id)
+	err = tx.QueryRowContext(ctx, `SELECT id FROM chunks WHERE id >= ? ORDER BY id LIMIT 1`, chunkID(since+1, 0)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("read page since %d cursor %s: %w: nothing follows since", since, cur, ErrBadCursor)
 	}

@@ -103,6 +103,9 @@ func TestSQLiteStore_ReadPageErrors(t *testing.T) {
 		{PageRequest{Since: 1, Cursor: syncproto.Cursor{Version: 1, Seq: 0}}, ErrBadCursor}, // not after since
 		{PageRequest{Since: 1, Cursor: syncproto.Cursor{Version: 9, Seq: 0}}, ErrBadCursor}, // beyond head
 		{PageRequest{Since: 3, Cursor: syncproto.Cursor{Version: 4, Seq: 0}}, ErrBadCursor},
+		{PageRequest{Since: 1, Cursor: syncproto.Cursor{Version: 2, Seq: 2}}, ErrBadCursor},       // version 2 has chunks 0 and 1
+		{PageRequest{Since: 1, Cursor: syncproto.Cursor{Version: 2, Seq: 1048575}}, ErrBadCursor}, // largest seq a chunk id holds
+		{PageRequest{Since: 1, Cursor: syncproto.Cursor{Version: 2, Seq: 1 << 40}}, ErrBadCursor}, // would overflow the chunk id
 	} {
 		_, err := s.ReadPage(ctx, tc.req)
 		if !isErr(err, tc.want) {
