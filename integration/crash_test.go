@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -323,4 +324,113 @@ func readWholeLog(t testing.TB, url string) []syncproto.Entry {
 	}
 	t.Fatal("log never ended")
 	return nil
+}
+
+// metricValue reads one unlabelled gauge or counter from /metrics; -1 when unavailable.
+func metricValue(url, name string) float64 {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+// TestIntegration_PostgresKill9MidSnapshotAndLargeTx: the hub is killed while its
+// snapshot is half committed, and again while a transaction larger than one group is
+// half committed. Each time the restarted hub discards the unfinished version and takes
+// it again, so the change log holds every row exactly once.
+func TestIntegration_PostgresKill9MidSnapshotAndLargeTx(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode")
+	}
+	bin := synchubBinary(t)
+	pg := pgtest.Start(t, pgserver.Options{})
+	db := pgtest.CreateDB(t, pg)
+	const snapRows, txRows = 200000, 60000
+	pgtest.MustExec(t, pg, db, fmt.Sprintf(`CREATE TABLE public.big (id int PRIMARY KEY, v text);
+		INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, %d) g;`, snapRows))
+	dir := t.TempDir()
+	port, err := pgserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	config := filepath.Join(dir, "hub.yaml")
+	os.WriteFile(config, []byte(fmt.Sprintf(`listen: 127.0.0.1:%d
+source:
+  kind: postgres
+  dsn: %s
+  tables: [public.big]
+store:
+  kind: sqlite
+  path: %s
+ingest:
+  group_max_changes: 2000
+  reconnect_min: 50ms
+  reconnect_max: 1s
+`, port, pg.DSN(db), filepath.Join(dir, "changelog.db"))), 0o644)
+	p := &hubProcess{t: t, bin: bin, config: config, logPath: filepath.Join(dir, "hub.log")}
+	t.Cleanup(func() {
+		p.kill9()
+		if t.Failed() {
+			t.Logf("hub log tail:\n%s", p.logTail())
+		}
+	})
+	entries := func() float64 { return metricValue(url, "synchub_changelog_entries") }
+	head := func() float64 { return metricValue(url, "synchub_changelog_head_version") }
+
+	p.start()
+	pgtest.WaitFor(t, time.Minute, "part of the snapshot committed", func() bool {
+		e, h := entries(), head()
+		return e > 0 && e < snapRows && h == 0
+	})
+	p.kill9()
+	p.start()
+	pgtest.WaitFor(t, 2*time.Minute, "snapshot complete after the restart", func() bool { return head() == 1 })
+	if e := entries(); e != snapRows {
+		t.Fatalf("change log holds %v changes after the retried snapshot, want exactly %d", e, snapRows)
+	}
+
+	pgtest.MustExec(t, pg, db, fmt.Sprintf(`INSERT INTO big SELECT g, 'tx ' || g FROM generate_series(%d, %d) g`, snapRows+1, snapRows+txRows))
+	pgtest.WaitFor(t, 2*time.Minute, "part of the large transaction committed", func() bool {
+		e, h := entries(), head()
+		return e > snapRows && e < snapRows+txRows && h == 1
+	})
+	p.kill9()
+	p.start()
+	pgtest.WaitFor(t, 2*time.Minute, "large transaction complete after the restart", func() bool { return head() == 2 })
+	if e := entries(); e != snapRows+txRows {
+		t.Fatalf("change log holds %v changes, want exactly %d", e, snapRows+txRows)
+	}
+
+	ecfg := edge.DefaultConfig()
+	ecfg.HubURL, ecfg.DBPath, ecfg.EdgeID = url, filepath.Join(dir, "edge.db"), "e"
+	a, err := edge.Open(context.Background(), ecfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := a.SyncNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var n, tx int
+	if err := a.DB().QueryRow(`SELECT count(*), count(*) FILTER (WHERE v LIKE 'tx %') FROM big`).Scan(&n, &tx); err != nil {
+		t.Fatal(err)
+	}
+	if n != snapRows+txRows || tx != txRows {
+		t.Fatalf("edge has %d rows (%d from the large transaction), want %d (%d)", n, tx, snapRows+txRows, txRows)
+	}
+	if err := p.term(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
 }
