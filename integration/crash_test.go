@@ -115,38 +115,11 @@ func (p *hubProcess) logTail() string {
 // change log holds every transaction exactly once, in commit order, with no gap, and the
 // edge equals PostgreSQL.
 func TestIntegration_PostgresKill9(t *testing.T) {
-	bin := synchubBinary(t)
 	pg := pgtest.Start(t, pgserver.Options{})
 	db := pgtest.CreateDB(t, pg)
 	pgtest.MustExec(t, pg, db, `CREATE TABLE public.ledger (n int PRIMARY KEY, note text);`)
+	p, url := newHubProcess(t, pg.DSN(db), "public.ledger", 50)
 	dir := t.TempDir()
-	port, err := pgserver.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	config := filepath.Join(dir, "hub.yaml")
-	os.WriteFile(config, []byte(fmt.Sprintf(`listen: 127.0.0.1:%d
-log_level: info
-source:
-  kind: postgres
-  dsn: %s
-  tables: [public.ledger]
-store:
-  kind: sqlite
-  path: %s
-ingest:
-  group_max_changes: 50
-  reconnect_min: 50ms
-  reconnect_max: 1s
-`, port, pg.DSN(db), filepath.Join(dir, "changelog.db"))), 0o644)
-	p := &hubProcess{t: t, bin: bin, config: config, logPath: filepath.Join(dir, "hub.log")}
-	t.Cleanup(func() {
-		p.kill9()
-		if t.Failed() {
-			t.Logf("hub log tail:\n%s", p.logTail())
-		}
-	})
 	p.start()
 	waitHTTP(t, url+"/readyz", 60*time.Second)
 
@@ -283,6 +256,44 @@ func hubHead(url string) int64 {
 	return st.Head
 }
 
+// newHubProcess writes a hub.yaml for a hub on a free loopback port that captures table
+// from dsn, and returns the (not yet started) process and its URL. The process is
+// killed when the test ends, and its log is shown if the test failed.
+func newHubProcess(t *testing.T, dsn, table string, groupMax int) (*hubProcess, string) {
+	t.Helper()
+	dir := t.TempDir()
+	port, err := pgserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "hub.yaml")
+	err = os.WriteFile(config, []byte(fmt.Sprintf(`listen: 127.0.0.1:%d
+log_level: info
+source:
+  kind: postgres
+  dsn: %s
+  tables: [%s]
+store:
+  kind: sqlite
+  path: %s
+ingest:
+  group_max_changes: %d
+  reconnect_min: 50ms
+  reconnect_max: 1s
+`, port, dsn, table, filepath.Join(dir, "changelog.db"), groupMax)), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &hubProcess{t: t, bin: synchubBinary(t), config: config, logPath: filepath.Join(dir, "hub.log")}
+	t.Cleanup(func() {
+		p.kill9()
+		if t.Failed() {
+			t.Logf("hub log tail:\n%s", p.logTail())
+		}
+	})
+	return p, fmt.Sprintf("http://127.0.0.1:%d", port)
+}
+
 func waitHTTP(t testing.TB, url string, timeout time.Duration) {
 	t.Helper()
 	pgtest.WaitFor(t, timeout, "GET "+url+" answers 200", func() bool {
@@ -353,39 +364,13 @@ func TestIntegration_PostgresKill9MidSnapshotAndLargeTx(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped in -short mode")
 	}
-	bin := synchubBinary(t)
 	pg := pgtest.Start(t, pgserver.Options{})
 	db := pgtest.CreateDB(t, pg)
 	const snapRows, txRows = 200000, 60000
 	pgtest.MustExec(t, pg, db, fmt.Sprintf(`CREATE TABLE public.big (id int PRIMARY KEY, v text);
 		INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, %d) g;`, snapRows))
+	p, url := newHubProcess(t, pg.DSN(db), "public.big", 2000)
 	dir := t.TempDir()
-	port, err := pgserver.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	config := filepath.Join(dir, "hub.yaml")
-	os.WriteFile(config, []byte(fmt.Sprintf(`listen: 127.0.0.1:%d
-source:
-  kind: postgres
-  dsn: %s
-  tables: [public.big]
-store:
-  kind: sqlite
-  path: %s
-ingest:
-  group_max_changes: 2000
-  reconnect_min: 50ms
-  reconnect_max: 1s
-`, port, pg.DSN(db), filepath.Join(dir, "changelog.db"))), 0o644)
-	p := &hubProcess{t: t, bin: bin, config: config, logPath: filepath.Join(dir, "hub.log")}
-	t.Cleanup(func() {
-		p.kill9()
-		if t.Failed() {
-			t.Logf("hub log tail:\n%s", p.logTail())
-		}
-	})
 	entries := func() float64 { return metricValue(url, "synchub_changelog_entries") }
 	head := func() float64 { return metricValue(url, "synchub_changelog_head_version") }
 

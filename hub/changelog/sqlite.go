@@ -270,6 +270,7 @@ func (c SQLiteConfig) dsn(write bool) string {
 			"_pragma=journal_mode(WAL)",
 			"_pragma=synchronous("+strings.ToUpper(c.Synchronous)+")",
 			"_pragma=cache_size(-"+strconv.Itoa(c.CacheKiB)+")",
+			"_pragma=wal_autocheckpoint(10000)",
 			"_txlock=immediate")
 	} else {
 		q = append(q,
