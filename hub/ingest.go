@@ -182,7 +182,11 @@ func (in *ingester) session(ctx context.Context) (err error) {
 		return err
 	}
 	in.setState(StateStreaming, nil)
-	err = in.src.Stream(ctx, w)
+	p := startPipe(ctx, w)
+	err = in.src.Stream(ctx, p)
+	if perr := p.stop(); perr != nil && (err == nil || errors.Is(err, errPipeFailed)) {
+		err = perr
+	}
 	if ctx.Err() != nil && w.batch != nil && w.lastPos != nil {
 		// Soft shutdown: keep what was already received, and let Close report it.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.ShutdownTimeout)
@@ -376,4 +380,90 @@ func (w *writer) snapshot(ctx context.Context) error {
 	w.txs++
 	in.log.Info("snapshot done", "rows", rows, "seconds", time.Since(start).Seconds(), "position", pos.String())
 	return nil
+}
+
+// errPipeFailed is what the pipe answers the source once the writer has failed; the
+// writer's own error is returned by stop.
+var errPipeFailed = errors.New("change log writer stopped")
+
+// pipe hands the stream to the writer on its own goroutine, so the source decodes the
+// next transaction while the writer stores the previous one. Transactions are queued
+// (boundedly); Idle waits until the writer has committed everything queued before it,
+// so the source's next status report can confirm it, as with a direct handler.
+type pipe struct {
+	ch   chan pipeItem
+	done chan struct{} // closed when the writer goroutine has exited
+	err  error         // the writer's error, set before done is closed
+}
+
+type pipeItem struct {
+	tx   *cdc.Tx
+	idle chan error // set for Idle: answered once the group is committed
+}
+
+// pipeDepth bounds the transaction parts queued between source and writer; with parts
+// of at most a few thousand changes it also bounds the memory the queue holds.
+const pipeDepth = 64
+
+func startPipe(ctx context.Context, w *writer) *pipe {
+	p := &pipe{ch: make(chan pipeItem, pipeDepth), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for it := range p.ch {
+			if it.idle != nil {
+				err := w.Idle(ctx)
+				it.idle <- err
+				if err != nil {
+					p.err = err
+					return
+				}
+				continue
+			}
+			if err := w.Tx(ctx, it.tx); err != nil {
+				p.err = err
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// Tx queues one transaction part for the writer.
+func (p *pipe) Tx(ctx context.Context, tx *cdc.Tx) error {
+	select {
+	case p.ch <- pipeItem{tx: tx}:
+		return nil
+	case <-p.done:
+		return errPipeFailed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Idle waits until the writer has stored and committed everything queued.
+func (p *pipe) Idle(ctx context.Context) error {
+	ack := make(chan error, 1)
+	select {
+	case p.ch <- pipeItem{idle: ack}:
+	case <-p.done:
+		return errPipeFailed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-ack:
+		return err
+	case <-p.done:
+		return errPipeFailed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stop lets the writer store what is queued, waits for it, and returns its error.
+// It must be called once the source no longer calls Tx or Idle.
+func (p *pipe) stop() error {
+	close(p.ch)
+	<-p.done
+	return p.err
 }
