@@ -88,6 +88,10 @@ type sqliteBatch struct {
 
 	scratch []byte
 	fill    cdc.Row
+
+	// lastPos is the position of the last completed transaction; its text goes into
+	// the state at Commit, so the many small transactions of a group format it once.
+	lastPos cdc.Position
 }
 
 // Begin starts a batch; it waits while a compaction step holds the writer.
@@ -471,7 +475,7 @@ func (b *sqliteBatch) complete(tx *cdc.Tx) error {
 	b.ws.head = ov.version
 	b.ws.headUS = commitUS
 	if tx.Pos != nil && !tx.Pos.IsZero() {
-		b.ws.position = tx.Pos.String()
+		b.lastPos = tx.Pos
 	}
 	b.ws.open = openVersion{}
 	return nil
@@ -607,6 +611,7 @@ func (b *sqliteBatch) Reset(ctx context.Context, sourceKind string) error {
 	}
 	b.ws.entries, b.ws.bytes = 0, 0
 	b.ws.position = ""
+	b.lastPos = nil
 	b.ws.sourceKind = sourceKind
 	b.ws.tombstoneHorizon = b.ws.head + 1
 	b.s.rows.clear()
@@ -634,6 +639,10 @@ func (b *sqliteBatch) Commit(ctx context.Context) (State, error) {
 	if err := b.writePending(); err != nil {
 		_ = b.Rollback()
 		return State{}, fmt.Errorf("commit change log batch: %w", err)
+	}
+	if b.lastPos != nil {
+		b.ws.position = b.lastPos.String()
+		b.lastPos = nil
 	}
 	w := &b.ws
 	save, err := b.s.txStmt(b.ctx, b.tx, saveStateSQL)
