@@ -11,6 +11,12 @@ import (
 	"github.com/synchub/synchub/hub/changelog"
 )
 
+// GCPercent is the garbage-collection target synchub's binary sets for a hub when
+// GOGC is not set. Ingest allocates many short-lived decode and statement buffers
+// while its live heap stays small; collecting less often measured about 10% more
+// small transactions per second, for a heap that may grow to five times the live one.
+const GCPercent = 400
+
 // Config tunes a Hub.
 type Config struct {
 	// Listen is the sync API's address, e.g. "127.0.0.1:8080".

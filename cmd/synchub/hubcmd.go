@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/synchub/synchub/cdc/postgres"
@@ -44,6 +45,7 @@ func runHub(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tuneGC()
 	return serveHub(ctx, cfg, log, nil)
 }
 
@@ -92,4 +94,11 @@ func serveHub(ctx context.Context, cfg fileConfig, log *slog.Logger, started fun
 		log.Warn("the sync API has no edge authentication yet; serve it only on a trusted network", "listen", cfg.Listen)
 	}
 	return h.Run(ctx)
+}
+
+// tuneGC applies hub.GCPercent unless the operator chose a GOGC.
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(hub.GCPercent)
+	}
 }
