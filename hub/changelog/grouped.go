@@ -3,6 +3,7 @@ package changelog
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strings"
 )
@@ -11,69 +12,72 @@ import (
 // statements: a statement's fixed cost (driver calls, binding, VM setup) is larger
 // than the b-tree work of a small row. Rows are written in the order they were added,
 // so for an upsert a later row for the same key wins, as if written one by one.
+//
+// The statements are the driver's own, run on the writer connection through
+// sql.Conn.Raw with a reused argument slice: database/sql would convert and copy
+// every argument of every statement.
 type groupedInsert struct {
 	what  string
+	conn  *sql.Conn
 	width int   // parameters per row
 	sizes []int // rows per statement, largest first, ending with 1
-	stmts []*sql.Stmt
-	args  []any // pending rows, flattened
+	stmts []driver.StmtExecContext
+	args  []driver.NamedValue // pending rows, flattened
 }
 
-// groupedSQL returns the statement for n rows: head, n groups of width placeholders,
-// then tail.
-func groupedSQL(head string, width, n int, tail string) string {
+// groupedSQL returns the statement for n rows: head, n copies of row (one VALUES
+// group), then tail.
+func groupedSQL(head, row string, n int, tail string) string {
 	var sb strings.Builder
+	sb.Grow(len(head) + n*(len(row)+1) + len(tail))
 	sb.WriteString(head)
 	for i := range n {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		sb.WriteByte('(')
-		for j := range width {
-			if j > 0 {
-				sb.WriteByte(',')
-			}
-			sb.WriteByte('?')
-		}
-		sb.WriteByte(')')
+		sb.WriteString(row)
 	}
 	sb.WriteString(tail)
 	return sb.String()
 }
 
 // groupedSpec describes a grouped insert: what it writes (for errors), the statement
-// text before and after the VALUES groups, parameters per row, and the group sizes,
-// largest first, ending with 1.
+// text before and after the VALUES groups, one VALUES group (its parameters are the
+// row's width; it may hold constants too), and the group sizes, largest first,
+// ending with 1.
 type groupedSpec struct {
 	what  string
 	head  string
-	width int
+	row   string
 	tail  string
 	sizes []int
 }
 
+func (g groupedSpec) width() int { return strings.Count(g.row, "?") }
+
 func (g groupedSpec) queries() []string {
 	q := make([]string, len(g.sizes))
 	for i, n := range g.sizes {
-		q[i] = groupedSQL(g.head, g.width, n, g.tail)
+		q[i] = groupedSQL(g.head, g.row, n, g.tail)
 	}
 	return q
 }
 
-func prepareGrouped(ctx context.Context, prepare func(context.Context, string) (*sql.Stmt, error), spec groupedSpec) (*groupedInsert, error) {
-	g := &groupedInsert{what: spec.what, width: spec.width, sizes: spec.sizes}
+// newGrouped returns a grouped insert running the statements prepared for spec.
+func (s *SQLiteStore) newGrouped(spec groupedSpec) *groupedInsert {
+	g := &groupedInsert{what: spec.what, conn: s.wconn, width: spec.width(), sizes: spec.sizes}
 	for _, q := range spec.queries() {
-		st, err := prepare(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("prepare %s: %w", spec.what, err)
-		}
-		g.stmts = append(g.stmts, st)
+		g.stmts = append(g.stmts, s.driverStmts[q])
 	}
-	return g, nil
+	return g
 }
 
-// add buffers one row.
-func (g *groupedInsert) add(args ...any) { g.args = append(g.args, args...) }
+// add buffers one row; its values must be driver values (int64, string, bool, []byte).
+func (g *groupedInsert) add(args ...any) {
+	for _, a := range args {
+		g.args = append(g.args, driver.NamedValue{Value: a})
+	}
+}
 
 // rows reports how many rows are buffered.
 func (g *groupedInsert) rows() int { return len(g.args) / g.width }
@@ -83,17 +87,44 @@ func (g *groupedInsert) full() bool { return g.rows() >= g.sizes[0] }
 
 // write executes every buffered row.
 func (g *groupedInsert) write(ctx context.Context) error {
-	a := g.args
-	for i, n := range g.sizes {
-		for len(a) >= n*g.width {
-			if _, err := g.stmts[i].ExecContext(ctx, a[:n*g.width]...); err != nil {
-				return fmt.Errorf("write %s: %w", g.what, err)
+	if len(g.args) == 0 {
+		return nil
+	}
+	err := g.conn.Raw(func(any) error {
+		a := g.args
+		for i, n := range g.sizes {
+			for len(a) >= n*g.width {
+				if err := execDriver(ctx, g.stmts[i], a[:n*g.width]); err != nil {
+					return err
+				}
+				a = a[n*g.width:]
 			}
-			a = a[n*g.width:]
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write %s: %w", g.what, err)
 	}
 	g.discard()
 	return nil
+}
+
+// writeOne executes the one-row statement with args at once, bypassing the buffer.
+func (g *groupedInsert) writeOne(ctx context.Context, args ...any) error {
+	nv := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		nv[i] = driver.NamedValue{Value: a}
+	}
+	return g.conn.Raw(func(any) error { return execDriver(ctx, g.stmts[len(g.stmts)-1], nv) })
+}
+
+// execDriver runs st with args, numbering them as the statement's parameters 1..n.
+func execDriver(ctx context.Context, st driver.StmtExecContext, args []driver.NamedValue) error {
+	for j := range args {
+		args[j].Ordinal = j + 1
+	}
+	_, err := st.ExecContext(ctx, args)
+	return err
 }
 
 // discard drops the buffered rows.

@@ -3,6 +3,7 @@ package changelog
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,11 +126,15 @@ func (c SQLiteConfig) Validate() error {
 // connection serves batches and compaction in turn; a separate read-only pool serves
 // pages, rows and state, so long reads never block ingest.
 type SQLiteStore struct {
-	cfg  SQLiteConfig
-	log  *slog.Logger
-	wdb  *sql.DB // exactly one connection
-	rdb  *sql.DB // read-only pool
-	wsem chan struct{}
+	cfg SQLiteConfig
+	log *slog.Logger
+	wdb *sql.DB // exactly one connection
+	// wconn is wdb's connection, held from open to Close: batches run their
+	// transaction on it with BEGIN/COMMIT and the grouped inserts on its driver
+	// connection. Used only by the writer holding wsem.
+	wconn *sql.Conn
+	rdb   *sql.DB // read-only pool
+	wsem  chan struct{}
 
 	// batchOpen is set while a Batch holds the writer; guarded by mu.
 	mu        sync.Mutex
@@ -143,11 +148,14 @@ type SQLiteStore struct {
 	chunkRows chunkRows // used only by the writer holding wsem
 	spare     struct {  // buffers a finished batch leaves to the next; writer only
 		buf  []byte
-		args [3][]any
+		args [4][]driver.NamedValue
 	}
 	// prepared holds statements prepared once on the writer connection, by query;
 	// used only by the writer holding wsem.
 	prepared map[string]*sql.Stmt
+	// driverStmts holds the grouped inserts, prepared once on wconn's driver
+	// connection, by query; used only by the writer holding wsem, through wconn.Raw.
+	driverStmts map[string]driver.StmtExecContext
 
 	compactMu sync.Mutex
 }
@@ -298,13 +306,14 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig, log *slog.Logger) (*SQLit
 	wdb.SetConnMaxLifetime(0)
 	wdb.SetConnMaxIdleTime(0)
 	s := &SQLiteStore{
-		cfg:      cfg,
-		log:      log,
-		wdb:      wdb,
-		wsem:     make(chan struct{}, 1),
-		changed:  make(chan struct{}),
-		rows:     newRowCache(cfg.RowCacheEntries, cfg.RowCacheBytes),
-		prepared: map[string]*sql.Stmt{},
+		cfg:         cfg,
+		log:         log,
+		wdb:         wdb,
+		wsem:        make(chan struct{}, 1),
+		changed:     make(chan struct{}),
+		rows:        newRowCache(cfg.RowCacheEntries, cfg.RowCacheBytes),
+		prepared:    map[string]*sql.Stmt{},
+		driverStmts: map[string]driver.StmtExecContext{},
 	}
 	if err := s.migrate(ctx); err != nil {
 		wdb.Close()
@@ -430,7 +439,7 @@ func (s *SQLiteStore) recover(ctx context.Context) error {
 
 // discardAfter removes every trace of versions after head — chunks, version rows and
 // row-index entries, which get their previous values back — inside tx.
-func discardAfter(ctx context.Context, tx *sql.Tx, head int64) error {
+func discardAfter(ctx context.Context, tx execer, head int64) error {
 	stmts := []struct {
 		q    string
 		args []any
@@ -446,6 +455,11 @@ func discardAfter(ctx context.Context, tx *sql.Tx, head int64) error {
 		}
 	}
 	return nil
+}
+
+// execer is a writer transaction: a *sql.Tx, or the writer connection inside BEGIN.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
 func (w *writerState) setTables(tables []cdc.Table) {
@@ -470,18 +484,41 @@ func (s *SQLiteStore) lockWriter(ctx context.Context) error {
 
 func (s *SQLiteStore) unlockWriter() { <-s.wsem }
 
-// prepareWriter prepares the writer's statements once, while its connection is
-// idle: preparing the large grouped inserts for every batch costs more than a small
-// batch's work.
+// prepareWriter takes the writer connection and prepares the writer's statements
+// once, while it is idle: preparing the large grouped inserts for every batch costs
+// more than a small batch's work.
 func (s *SQLiteStore) prepareWriter(ctx context.Context) error {
+	conn, err := s.wdb.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("prepare change log statements: %w", err)
+	}
+	s.wconn = conn
 	for _, q := range writerQueries() {
-		st, err := s.wdb.PrepareContext(ctx, q)
+		st, err := conn.PrepareContext(ctx, q)
 		if err != nil {
 			return fmt.Errorf("prepare change log statements: %w", err)
 		}
 		s.prepared[q] = st
 	}
-	return nil
+	return conn.Raw(func(dc any) error {
+		pc, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return fmt.Errorf("prepare change log statements: the sqlite driver connection (%T) cannot prepare with a context", dc)
+		}
+		for _, q := range groupedQueries() {
+			st, err := pc.PrepareContext(ctx, q)
+			if err != nil {
+				return fmt.Errorf("prepare change log statements: %w", err)
+			}
+			se, ok := st.(driver.StmtExecContext)
+			if !ok {
+				st.Close()
+				return fmt.Errorf("prepare change log statements: the sqlite driver statement (%T) cannot execute with a context", st)
+			}
+			s.driverStmts[q] = se
+		}
+		return nil
+	})
 }
 
 // txStmt returns query for use in tx, a writer transaction: the statement prepared
@@ -589,6 +626,16 @@ func (s *SQLiteStore) Close() error {
 	var errs []error
 	for _, st := range s.prepared {
 		errs = append(errs, st.Close())
+	}
+	if s.wconn != nil {
+		errs = append(errs, s.wconn.Raw(func(any) error {
+			var errs []error
+			for _, st := range s.driverStmts {
+				errs = append(errs, st.(driver.Stmt).Close())
+			}
+			return errors.Join(errs...)
+		}))
+		errs = append(errs, s.wconn.Close())
 	}
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())

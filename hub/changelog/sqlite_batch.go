@@ -48,15 +48,24 @@ const (
 )
 
 var (
-	indexSpec    = groupedSpec{"row index", insertRowHead, 6, upsertRowConflict, []int{256, 16, 1}}
-	chunksSpec   = groupedSpec{"chunks", insertChunkHead, 3, "", []int{32, 1}}
-	versionsSpec = groupedSpec{"versions", insertVersionHead, 8, "", []int{64, 8, 1}}
+	indexSpec    = groupedSpec{"row index", insertRowHead, "(?,?,?,?,?,?)", upsertRowConflict, []int{256, 16, 1}}
+	chunksSpec   = groupedSpec{"chunks", insertChunkHead, "(?,?,?)", "", []int{32, 1}}
+	versionsSpec = groupedSpec{"versions", insertVersionHead, "(?,?,?,?,?,?,?,?)", "", []int{64, 8, 1}}
+	// versions1Spec writes the versions stored in a single chunk, the common case of
+	// small transactions, with fewer parameters: such a version has chunks = 1 and
+	// last_seq = 0.
+	versions1Spec = groupedSpec{"versions", insertVersionHead, "(?,?,?,?,?,?,1,0)", "", []int{64, 8, 1}}
 )
 
-// writerQueries lists every statement the writer uses repeatedly.
+// writerQueries lists the statements the writer uses repeatedly through database/sql.
 func writerQueries() []string {
-	q := []string{truncateRowsSQL, getRowSQL, getChunkSQL, saveStateSQL, dropRowSQL, dropTruncatedSQL}
-	for _, g := range []groupedSpec{indexSpec, chunksSpec, versionsSpec} {
+	return []string{truncateRowsSQL, getRowSQL, getChunkSQL, saveStateSQL, dropRowSQL, dropTruncatedSQL}
+}
+
+// groupedQueries lists the statements of the grouped inserts, run on the driver.
+func groupedQueries() []string {
+	var q []string
+	for _, g := range []groupedSpec{indexSpec, chunksSpec, versionsSpec, versions1Spec} {
 		q = append(q, g.queries()...)
 	}
 	return q
@@ -69,9 +78,9 @@ type sqliteBatch struct {
 	// ctx runs the per-change statements. It carries Begin's values but not its
 	// cancellation: a cancellable context makes the driver watch every statement,
 	// which costs more than the statement. Cancellation is checked between changes
-	// and ends the transaction through database/sql.
+	// and fails the batch; Rollback then ends the transaction.
 	ctx     context.Context
-	tx      *sql.Tx
+	inTx    bool // the writer connection is inside the batch's BEGIN
 	ws      writerState
 	err     error // set when the batch can only be rolled back
 	done    bool
@@ -84,7 +93,7 @@ type sqliteBatch struct {
 
 	// Rows not yet written. They are written before anything reads the index or
 	// the chunks, and at Commit.
-	index, chunks, versions *groupedInsert
+	index, chunks, versions, versions1 *groupedInsert
 
 	scratch []byte
 	fill    cdc.Row
@@ -116,8 +125,7 @@ func (s *SQLiteStore) Begin(ctx context.Context) (Batch, error) {
 		release()
 		return nil, fmt.Errorf("begin change log batch: %w", err)
 	}
-	tx, err := s.wdb.BeginTx(ctx, nil)
-	if err != nil {
+	if _, err := s.wconn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		s.unlockWriter()
 		release()
 		return nil, fmt.Errorf("begin change log batch: %w", err)
@@ -126,32 +134,20 @@ func (s *SQLiteStore) Begin(ctx context.Context) (Batch, error) {
 	ws := s.committed
 	s.mu.Unlock()
 	b := &sqliteBatch{
-		s:   s,
-		ctx: context.WithoutCancel(ctx),
-		tx:  tx,
-		ws:  ws,
-		buf: append(s.spare.buf[:0], '['),
+		s:        s,
+		ctx:      context.WithoutCancel(ctx),
+		inTx:     true,
+		ws:       ws,
+		buf:      append(s.spare.buf[:0], '['),
+		truncate: s.prepared[truncateRowsSQL],
+		getRow:   s.prepared[getRowSQL],
+		getChunk: s.prepared[getChunkSQL],
 	}
-	for _, p := range []struct {
-		st **sql.Stmt
-		q  string
-	}{
-		{&b.truncate, truncateRowsSQL}, {&b.getRow, getRowSQL}, {&b.getChunk, getChunkSQL},
-	} {
-		if *p.st, err = s.txStmt(ctx, tx, p.q); err != nil {
-			b.abort()
-			return nil, fmt.Errorf("begin change log batch: prepare: %w", err)
-		}
-	}
-	prepare := func(ctx context.Context, q string) (*sql.Stmt, error) { return s.txStmt(ctx, tx, q) }
 	for i, g := range []struct {
 		g **groupedInsert
 		groupedSpec
-	}{{&b.index, indexSpec}, {&b.chunks, chunksSpec}, {&b.versions, versionsSpec}} {
-		if *g.g, err = prepareGrouped(ctx, prepare, g.groupedSpec); err != nil {
-			b.abort()
-			return nil, fmt.Errorf("begin change log batch: %w", err)
-		}
+	}{{&b.index, indexSpec}, {&b.chunks, chunksSpec}, {&b.versions, versionsSpec}, {&b.versions1, versions1Spec}} {
+		*g.g = s.newGrouped(g.groupedSpec)
 		(*g.g).args = s.spare.args[i][:0]
 	}
 	return b, nil
@@ -191,7 +187,7 @@ func (b *sqliteBatch) DiscardUnfinished(ctx context.Context) error {
 	if ov.version == 0 {
 		return nil
 	}
-	if err := discardAfter(ctx, b.tx, b.ws.head); err != nil {
+	if err := discardAfter(ctx, b.s.wconn, b.ws.head); err != nil {
 		return b.fail(err)
 	}
 	b.ws.entries -= ov.changes
@@ -261,7 +257,7 @@ func (b *sqliteBatch) writeSchema(tables []cdc.Table) error {
 	if err != nil {
 		return fmt.Errorf("encode schema version %d: %w", v, err)
 	}
-	if _, err := b.tx.ExecContext(b.ctx, `INSERT INTO schemas (version, body) VALUES (?, ?)`, v, body); err != nil {
+	if _, err := b.s.wconn.ExecContext(b.ctx, `INSERT INTO schemas (version, body) VALUES (?, ?)`, v, body); err != nil {
 		return fmt.Errorf("write schema version %d: %w", v, err)
 	}
 	b.ws.schemaVersion = v
@@ -412,7 +408,7 @@ func (b *sqliteBatch) appendChange(c *cdc.Change) error {
 
 // writePending writes every buffered row.
 func (b *sqliteBatch) writePending() error {
-	for _, g := range []*groupedInsert{b.index, b.chunks, b.versions} {
+	for _, g := range []*groupedInsert{b.index, b.chunks, b.versions, b.versions1} {
 		if err := g.write(b.ctx); err != nil {
 			return err
 		}
@@ -432,11 +428,11 @@ func (b *sqliteBatch) flush() error {
 	b.buf = append(b.buf, ']')
 	id := chunkID(ov.version, ov.nextSeq)
 	if len(b.buf) >= groupedChunkBytes {
-		if _, err := b.chunks.stmts[len(b.chunks.stmts)-1].ExecContext(b.ctx, id, b.n, b.buf); err != nil {
+		if err := b.chunks.writeOne(b.ctx, id, int64(b.n), b.buf); err != nil {
 			return fmt.Errorf("store chunk %d.%d: %w", ov.version, ov.nextSeq, err)
 		}
 	} else {
-		b.chunks.add(id, b.n, bytes.Clone(b.buf))
+		b.chunks.add(id, int64(b.n), bytes.Clone(b.buf))
 		if b.chunks.full() {
 			if err := b.chunks.write(b.ctx); err != nil {
 				return err
@@ -466,9 +462,15 @@ func (b *sqliteBatch) complete(tx *cdc.Tx) error {
 	if !tx.CommitTime.IsZero() {
 		commitUS = tx.CommitTime.UnixMicro()
 	}
-	b.versions.add(ov.version, ov.origin, commitUS, b.ws.schemaVersion, ov.changes, ov.bytes, ov.chunks, ov.lastSeq)
-	if b.versions.full() {
-		if err := b.versions.write(b.ctx); err != nil {
+	g := b.versions
+	if ov.chunks == 1 && ov.lastSeq == 0 {
+		g = b.versions1
+		g.add(ov.version, ov.origin, commitUS, b.ws.schemaVersion, ov.changes, ov.bytes)
+	} else {
+		g.add(ov.version, ov.origin, commitUS, b.ws.schemaVersion, ov.changes, ov.bytes, int64(ov.chunks), int64(ov.lastSeq))
+	}
+	if g.full() {
+		if err := g.write(b.ctx); err != nil {
 			return fmt.Errorf("complete version %d: %w", ov.version, err)
 		}
 	}
@@ -600,13 +602,13 @@ func (b *sqliteBatch) Reset(ctx context.Context, sourceKind string) error {
 		return err
 	}
 	for _, q := range []string{`DELETE FROM chunks`, `DELETE FROM versions`, `DELETE FROM rows`} {
-		if _, err := b.tx.ExecContext(ctx, q); err != nil {
+		if _, err := b.s.wconn.ExecContext(ctx, q); err != nil {
 			return b.fail(fmt.Errorf("reset change log: %w", err))
 		}
 	}
 	b.ws.open = openVersion{}
 	b.buf, b.n = b.buf[:1], 0
-	for _, g := range []*groupedInsert{b.index, b.chunks, b.versions} {
+	for _, g := range []*groupedInsert{b.index, b.chunks, b.versions, b.versions1} {
 		g.discard()
 	}
 	b.ws.entries, b.ws.bytes = 0, 0
@@ -645,21 +647,20 @@ func (b *sqliteBatch) Commit(ctx context.Context) (State, error) {
 		b.lastPos = nil
 	}
 	w := &b.ws
-	save, err := b.s.txStmt(b.ctx, b.tx, saveStateSQL)
-	if err != nil {
-		_ = b.Rollback()
-		return State{}, fmt.Errorf("commit change log batch: %w", err)
-	}
-	if _, err := save.ExecContext(b.ctx, w.head, w.position, w.sourceKind, w.schemaVersion,
+	if _, err := b.s.prepared[saveStateSQL].ExecContext(b.ctx, w.head, w.position, w.sourceKind, w.schemaVersion,
 		w.compactedThrough, w.compactSeal, w.tombstoneHorizon, w.entries, w.bytes, w.headUS); err != nil {
 		_ = b.Rollback()
 		return State{}, fmt.Errorf("commit change log batch: save state: %w", err)
 	}
-	if err := b.tx.Commit(); err != nil {
-		b.tx = nil
+	if _, err := b.s.wconn.ExecContext(b.ctx, `COMMIT`); err != nil {
+		// A failed COMMIT may have ended the transaction already; roll back what
+		// may remain, without reporting that there was nothing left.
+		b.inTx = false
+		_, _ = b.s.wconn.ExecContext(b.ctx, `ROLLBACK`)
 		_ = b.Rollback()
 		return State{}, fmt.Errorf("commit change log batch: %w", err)
 	}
+	b.inTx = false
 	b.done = true
 	s := b.s
 	s.mu.Lock()
@@ -682,10 +683,9 @@ func (b *sqliteBatch) Rollback() error {
 	}
 	b.done = true
 	var err error
-	if b.tx != nil {
-		if err = b.tx.Rollback(); errors.Is(err, sql.ErrTxDone) {
-			err = nil
-		}
+	if b.inTx {
+		b.inTx = false
+		_, err = b.s.wconn.ExecContext(b.ctx, `ROLLBACK`)
 	}
 	s := b.s
 	s.rows.clear()
@@ -706,7 +706,7 @@ func (b *sqliteBatch) release() {
 	if cap(b.buf) <= 2*b.s.cfg.ChunkBytes {
 		sp.buf = b.buf[:0]
 	}
-	for i, g := range []*groupedInsert{b.index, b.chunks, b.versions} {
+	for i, g := range []*groupedInsert{b.index, b.chunks, b.versions, b.versions1} {
 		if g != nil {
 			g.discard()
 			sp.args[i] = g.args
@@ -714,6 +714,3 @@ func (b *sqliteBatch) release() {
 	}
 	b.s.unlockWriter()
 }
-
-// abort ends a batch that failed while starting.
-func (b *sqliteBatch) abort() { _ = b.Rollback() }

@@ -97,7 +97,7 @@ func (s *SQLiteStore) compactBounds(ctx context.Context, cutH, cutT time.Time) (
 	b.compacted, b.horizon, b.storedSeal = cur.compactedThrough, cur.tombstoneHorizon, cur.compactSeal
 	last := func(cut time.Time, upTo int64) (int64, error) {
 		var v int64
-		err := s.wdb.QueryRowContext(ctx, `SELECT version FROM versions WHERE version <= ? AND commit_us < ? ORDER BY version DESC LIMIT 1`,
+		err := s.wconn.QueryRowContext(ctx, `SELECT version FROM versions WHERE version <= ? AND commit_us < ? ORDER BY version DESC LIMIT 1`,
 			upTo, cut.UnixMicro()).Scan(&v)
 		if errors.Is(err, sql.ErrNoRows) {
 			return 0, nil
@@ -121,7 +121,7 @@ func (s *SQLiteStore) compactBounds(ctx context.Context, cutH, cutT time.Time) (
 	b.horizon = max(cur.tombstoneHorizon, t)
 	b.drop = min(b.horizon, h)
 	if b.compacted != cur.compactedThrough || b.horizon != cur.tombstoneHorizon || b.storedSeal != cur.compactSeal {
-		if _, err := s.wdb.ExecContext(ctx, `UPDATE state SET compacted_through = ?, compact_seal = ?, tombstone_horizon = ? WHERE id = 1`,
+		if _, err := s.wconn.ExecContext(ctx, `UPDATE state SET compacted_through = ?, compact_seal = ?, tombstone_horizon = ? WHERE id = 1`,
 			b.compacted, b.storedSeal, b.horizon); err != nil {
 			return b, fmt.Errorf("compact: store horizons: %w", err)
 		}
@@ -202,7 +202,7 @@ func (c *compactor) step(ctx context.Context, from, end int64) (int64, error) {
 		return 0, fmt.Errorf("compact: %w", err)
 	}
 	defer s.unlockWriter()
-	tx, err := s.wdb.BeginTx(ctx, nil)
+	tx, err := s.wconn.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("compact: %w", err)
 	}
