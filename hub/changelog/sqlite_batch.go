@@ -48,8 +48,10 @@ const (
 )
 
 var (
-	indexSpec    = groupedSpec{"row index", insertRowHead, "(?,?,?,?,?,?)", upsertRowConflict, []int{256, 16, 1}}
-	chunksSpec   = groupedSpec{"chunks", insertChunkHead, "(?,?,?)", "", []int{32, 1}}
+	indexSpec  = groupedSpec{"row index", insertRowHead, "(?,?,?,?,?,?)", upsertRowConflict, []int{256, 16, 1}}
+	chunksSpec = groupedSpec{"chunks", insertChunkHead, "(?,?,?)", "", []int{32, 1}}
+	// chunks1Spec writes the chunks that hold one change.
+	chunks1Spec  = groupedSpec{"chunks", insertChunkHead, "(?,1,?)", "", []int{32, 1}}
 	versionsSpec = groupedSpec{"versions", insertVersionHead, "(?,?,?,?,?,?,?,?)", "", []int{64, 8, 1}}
 	// versions1Spec writes the versions stored in a single chunk, the common case of
 	// small transactions, with fewer parameters: such a version has chunks = 1 and
@@ -65,7 +67,7 @@ func writerQueries() []string {
 // groupedQueries lists the statements of the grouped inserts, run on the driver.
 func groupedQueries() []string {
 	var q []string
-	for _, g := range []groupedSpec{indexSpec, chunksSpec, versionsSpec, versions1Spec} {
+	for _, g := range []groupedSpec{indexSpec, chunksSpec, chunks1Spec, versionsSpec, versions1Spec} {
 		q = append(q, g.queries()...)
 	}
 	return q
@@ -93,7 +95,7 @@ type sqliteBatch struct {
 
 	// Rows not yet written. They are written before anything reads the index or
 	// the chunks, and at Commit.
-	index, chunks, versions, versions1 *groupedInsert
+	index, chunks, chunks1, versions, versions1 *groupedInsert
 
 	scratch []byte
 	fill    cdc.Row
@@ -146,7 +148,7 @@ func (s *SQLiteStore) Begin(ctx context.Context) (Batch, error) {
 	for i, g := range []struct {
 		g **groupedInsert
 		groupedSpec
-	}{{&b.index, indexSpec}, {&b.chunks, chunksSpec}, {&b.versions, versionsSpec}, {&b.versions1, versions1Spec}} {
+	}{{&b.index, indexSpec}, {&b.chunks, chunksSpec}, {&b.chunks1, chunks1Spec}, {&b.versions, versionsSpec}, {&b.versions1, versions1Spec}} {
 		*g.g = s.newGrouped(g.groupedSpec)
 		(*g.g).args = s.spare.args[i][:0]
 	}
@@ -408,7 +410,7 @@ func (b *sqliteBatch) appendChange(c *cdc.Change) error {
 
 // writePending writes every buffered row.
 func (b *sqliteBatch) writePending() error {
-	for _, g := range []*groupedInsert{b.index, b.chunks, b.versions, b.versions1} {
+	for _, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions, b.versions1} {
 		if err := g.write(b.ctx); err != nil {
 			return err
 		}
@@ -432,9 +434,15 @@ func (b *sqliteBatch) flush() error {
 			return fmt.Errorf("store chunk %d.%d: %w", ov.version, ov.nextSeq, err)
 		}
 	} else {
-		b.chunks.add(id, int64(b.n), bytes.Clone(b.buf))
-		if b.chunks.full() {
-			if err := b.chunks.write(b.ctx); err != nil {
+		g := b.chunks
+		if b.n == 1 {
+			g = b.chunks1
+			g.add(id, bytes.Clone(b.buf))
+		} else {
+			g.add(id, int64(b.n), bytes.Clone(b.buf))
+		}
+		if g.full() {
+			if err := g.write(b.ctx); err != nil {
 				return err
 			}
 		}
@@ -608,7 +616,7 @@ func (b *sqliteBatch) Reset(ctx context.Context, sourceKind string) error {
 	}
 	b.ws.open = openVersion{}
 	b.buf, b.n = b.buf[:1], 0
-	for _, g := range []*groupedInsert{b.index, b.chunks, b.versions, b.versions1} {
+	for _, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions, b.versions1} {
 		g.discard()
 	}
 	b.ws.entries, b.ws.bytes = 0, 0
@@ -706,7 +714,7 @@ func (b *sqliteBatch) release() {
 	if cap(b.buf) <= 2*b.s.cfg.ChunkBytes {
 		sp.buf = b.buf[:0]
 	}
-	for i, g := range []*groupedInsert{b.index, b.chunks, b.versions, b.versions1} {
+	for i, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions, b.versions1} {
 		if g != nil {
 			g.discard()
 			sp.args[i] = g.args
