@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -131,4 +132,116 @@ func execDriver(ctx context.Context, st driver.StmtExecContext, args []driver.Na
 func (g *groupedInsert) discard() {
 	clear(g.args)
 	g.args = g.args[:0]
+}
+
+// versionRun writes the version rows of single-chunk versions, the common case of
+// small transactions. The versions a batch completes are consecutive, and mostly
+// share their origin and schema version, so a statement binds those once: row i of
+// a statement is (?1+i, ?2, ?3, commit_us, changes, bytes, 1, 0).
+type versionRun struct {
+	conn  *sql.Conn
+	sizes []int // rows per statement, largest first, ending with 1
+	stmts []driver.StmtExecContext
+
+	first  int64 // version of the first buffered row
+	origin string
+	schema int64
+	rows   []driver.NamedValue // commit_us, changes, bytes of each buffered row
+	exec   []driver.NamedValue // one statement's arguments
+}
+
+const versionRunHead = `INSERT INTO versions (version, origin, schema_version, commit_us, changes, bytes, chunks, last_seq) VALUES `
+
+var versionRunSizes = []int{64, 8, 1}
+
+// versionRunSQL returns the statement for n rows.
+func versionRunSQL(n int) string {
+	var sb strings.Builder
+	sb.WriteString(versionRunHead)
+	for i := range n {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString("(?1")
+		if i > 0 {
+			sb.WriteByte('+')
+			sb.WriteString(strconv.Itoa(i))
+		}
+		sb.WriteString(",?2,?3,?,?,?,1,0)")
+	}
+	return sb.String()
+}
+
+func versionRunQueries() []string {
+	q := make([]string, len(versionRunSizes))
+	for i, n := range versionRunSizes {
+		q[i] = versionRunSQL(n)
+	}
+	return q
+}
+
+func (s *SQLiteStore) newVersionRun() *versionRun {
+	r := &versionRun{conn: s.wconn, sizes: versionRunSizes}
+	for _, q := range versionRunQueries() {
+		r.stmts = append(r.stmts, s.driverStmts[q])
+	}
+	return r
+}
+
+// n reports how many rows are buffered.
+func (r *versionRun) n() int { return len(r.rows) / 3 }
+
+// add buffers the row of version, first writing the buffered rows when version does
+// not continue them.
+func (r *versionRun) add(ctx context.Context, version int64, origin string, schema, commitUS, changes, bytes int64) error {
+	if n := r.n(); n > 0 && (version != r.first+int64(n) || origin != r.origin || schema != r.schema) {
+		if err := r.write(ctx); err != nil {
+			return err
+		}
+	}
+	if r.n() == 0 {
+		r.first, r.origin, r.schema = version, origin, schema
+	}
+	r.rows = append(r.rows, driver.NamedValue{Value: commitUS}, driver.NamedValue{Value: changes}, driver.NamedValue{Value: bytes})
+	return nil
+}
+
+// full reports whether a largest statement's worth of rows is buffered.
+func (r *versionRun) full() bool { return r.n() >= r.sizes[0] }
+
+// write executes every buffered row.
+func (r *versionRun) write(ctx context.Context) error {
+	if len(r.rows) == 0 {
+		return nil
+	}
+	err := r.conn.Raw(func(any) error {
+		done := 0
+		for i, n := range r.sizes {
+			for r.n()-done >= n {
+				r.exec = append(r.exec[:0],
+					driver.NamedValue{Value: r.first + int64(done)},
+					driver.NamedValue{Value: r.origin},
+					driver.NamedValue{Value: r.schema})
+				r.exec = append(r.exec, r.rows[3*done:3*(done+n)]...)
+				if err := execDriver(ctx, r.stmts[i], r.exec); err != nil {
+					return err
+				}
+				done += n
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("write versions: %w", err)
+	}
+	r.discard()
+	return nil
+}
+
+// discard drops the buffered rows.
+func (r *versionRun) discard() {
+	clear(r.rows)
+	r.rows = r.rows[:0]
+	clear(r.exec)
+	r.exec = r.exec[:0]
 }
