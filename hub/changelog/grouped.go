@@ -17,13 +17,26 @@ import (
 // The statements are the driver's own, run on the writer connection through
 // sql.Conn.Raw with a reused argument slice: database/sql would convert and copy
 // every argument of every statement.
+//
+// A grouped insert may share its rows' first values (shared, at most 2): they are
+// bound once per statement, as ?1 and ?2, and a row whose shared values differ from
+// the previous row's starts a new segment, written by statements of its own.
 type groupedInsert struct {
-	what  string
-	conn  *sql.Conn
-	width int   // parameters per row
-	sizes []int // rows per statement, largest first, ending with 1
-	stmts []driver.StmtExecContext
-	args  []driver.NamedValue // pending rows, flattened
+	what   string
+	conn   *sql.Conn
+	shared int
+	width  int   // parameters per row, after the shared ones
+	sizes  []int // rows per statement, largest first, ending with 1
+	stmts  []driver.StmtExecContext
+	args   []driver.NamedValue // pending rows, flattened, without the shared values
+	segs   []groupSeg          // with shared values: where each segment starts in args
+	exec   []driver.NamedValue // with shared values: one statement's arguments
+}
+
+// groupSeg is a run of rows with the same shared values.
+type groupSeg struct {
+	start int
+	vals  [2]any
 }
 
 // groupedSQL returns the statement for n rows: head, n copies of row (one VALUES
@@ -44,17 +57,19 @@ func groupedSQL(head, row string, n int, tail string) string {
 
 // groupedSpec describes a grouped insert: what it writes (for errors), the statement
 // text before and after the VALUES groups, one VALUES group (its parameters are the
-// row's width; it may hold constants too), and the group sizes, largest first,
-// ending with 1.
+// shared ones, ?1 and ?2 first, then the row's own; it may hold constants too), the
+// group sizes, largest first, ending with 1, and how many leading values the rows
+// share.
 type groupedSpec struct {
-	what  string
-	head  string
-	row   string
-	tail  string
-	sizes []int
+	what   string
+	head   string
+	row    string
+	tail   string
+	sizes  []int
+	shared int
 }
 
-func (g groupedSpec) width() int { return strings.Count(g.row, "?") }
+func (g groupedSpec) width() int { return strings.Count(g.row, "?") - g.shared }
 
 func (g groupedSpec) queries() []string {
 	q := make([]string, len(g.sizes))
@@ -66,15 +81,24 @@ func (g groupedSpec) queries() []string {
 
 // newGrouped returns a grouped insert running the statements prepared for spec.
 func (s *SQLiteStore) newGrouped(spec groupedSpec) *groupedInsert {
-	g := &groupedInsert{what: spec.what, conn: s.wconn, width: spec.width(), sizes: spec.sizes}
+	g := &groupedInsert{what: spec.what, conn: s.wconn, shared: spec.shared, width: spec.width(), sizes: spec.sizes}
 	for _, q := range spec.queries() {
 		g.stmts = append(g.stmts, s.driverStmts[q])
 	}
 	return g
 }
 
-// add buffers one row; its values must be driver values (int64, string, bool, []byte).
+// add buffers one row, shared values first; its values must be driver values
+// (int64, string, bool, []byte).
 func (g *groupedInsert) add(args ...any) {
+	if g.shared > 0 {
+		var vals [2]any
+		copy(vals[:g.shared], args)
+		if k := len(g.segs); k == 0 || g.segs[k-1].vals != vals {
+			g.segs = append(g.segs, groupSeg{start: len(g.args), vals: vals})
+		}
+		args = args[g.shared:]
+	}
 	for _, a := range args {
 		g.args = append(g.args, driver.NamedValue{Value: a})
 	}
@@ -92,13 +116,16 @@ func (g *groupedInsert) write(ctx context.Context) error {
 		return nil
 	}
 	err := g.conn.Raw(func(any) error {
-		a := g.args
-		for i, n := range g.sizes {
-			for len(a) >= n*g.width {
-				if err := execDriver(ctx, g.stmts[i], a[:n*g.width]); err != nil {
-					return err
-				}
-				a = a[n*g.width:]
+		if g.shared == 0 {
+			return g.writeRows(ctx, g.args, nil)
+		}
+		for k, seg := range g.segs {
+			end := len(g.args)
+			if k+1 < len(g.segs) {
+				end = g.segs[k+1].start
+			}
+			if err := g.writeRows(ctx, g.args[seg.start:end], seg.vals[:g.shared]); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -107,6 +134,28 @@ func (g *groupedInsert) write(ctx context.Context) error {
 		return fmt.Errorf("write %s: %w", g.what, err)
 	}
 	g.discard()
+	return nil
+}
+
+// writeRows executes the rows a, all with the shared values vals.
+func (g *groupedInsert) writeRows(ctx context.Context, a []driver.NamedValue, vals []any) error {
+	for i, n := range g.sizes {
+		for len(a) >= n*g.width {
+			args := a[:n*g.width]
+			if len(vals) > 0 {
+				g.exec = g.exec[:0]
+				for _, v := range vals {
+					g.exec = append(g.exec, driver.NamedValue{Value: v})
+				}
+				args = append(g.exec, args...)
+				g.exec = args
+			}
+			if err := execDriver(ctx, g.stmts[i], args); err != nil {
+				return err
+			}
+			a = a[n*g.width:]
+		}
+	}
 	return nil
 }
 
@@ -132,6 +181,10 @@ func execDriver(ctx context.Context, st driver.StmtExecContext, args []driver.Na
 func (g *groupedInsert) discard() {
 	clear(g.args)
 	g.args = g.args[:0]
+	clear(g.segs)
+	g.segs = g.segs[:0]
+	clear(g.exec)
+	g.exec = g.exec[:0]
 }
 
 // versionRun writes the version rows of single-chunk versions, the common case of

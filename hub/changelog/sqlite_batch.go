@@ -39,7 +39,7 @@ const (
 
 // Row-index, chunk and version rows are written in groups (see groupedInsert).
 const (
-	insertRowHead     = `INSERT INTO rows (tbl, key, version, seq, origin, deleted) VALUES `
+	insertRowHead     = `INSERT INTO rows (tbl, origin, key, version, seq, deleted) VALUES `
 	insertChunkHead   = `INSERT INTO chunks (id, n, data) VALUES `
 	insertVersionHead = `INSERT INTO versions (version, origin, commit_us, schema_version, changes, bytes, chunks, last_seq) VALUES `
 	// groupedChunkBytes: chunks at least this large are written at once instead of
@@ -48,11 +48,11 @@ const (
 )
 
 var (
-	indexSpec  = groupedSpec{"row index", insertRowHead, "(?,?,?,?,?,?)", upsertRowConflict, []int{256, 16, 1}}
-	chunksSpec = groupedSpec{"chunks", insertChunkHead, "(?,?,?)", "", []int{32, 1}}
+	indexSpec  = groupedSpec{"row index", insertRowHead, "(?1,?2,?,?,?,?)", upsertRowConflict, []int{256, 16, 1}, 2}
+	chunksSpec = groupedSpec{"chunks", insertChunkHead, "(?,?,?)", "", []int{32, 1}, 0}
 	// chunks1Spec writes the chunks that hold one change.
-	chunks1Spec  = groupedSpec{"chunks", insertChunkHead, "(?,1,?)", "", []int{32, 1}}
-	versionsSpec = groupedSpec{"versions", insertVersionHead, "(?,?,?,?,?,?,?,?)", "", []int{64, 8, 1}}
+	chunks1Spec  = groupedSpec{"chunks", insertChunkHead, "(?,1,?)", "", []int{32, 1}, 0}
+	versionsSpec = groupedSpec{"versions", insertVersionHead, "(?,?,?,?,?,?,?,?)", "", []int{64, 8, 1}, 0}
 )
 
 // writerQueries lists the statements the writer uses repeatedly through database/sql.
@@ -377,17 +377,17 @@ func (b *sqliteBatch) appendChange(c *cdc.Change) error {
 	switch c.Op {
 	case cdc.OpInsert, cdc.OpUpdate:
 		if oldKey != "" {
-			b.index.add(c.Table, oldKey, ov.version, seq, ov.origin, true)
+			b.index.add(c.Table, ov.origin, oldKey, ov.version, seq, true)
 			b.s.rows.remove(c.Table, oldKey)
 		}
-		b.index.add(c.Table, key, ov.version, seq, ov.origin, false)
+		b.index.add(c.Table, ov.origin, key, ov.version, seq, false)
 		if b.s.rows.caches(c.Table) {
 			if row, ok := field(b.buf[start:], []byte(`"row"`)); ok {
 				b.s.rows.put(c.Table, key, row)
 			}
 		}
 	case cdc.OpDelete:
-		b.index.add(c.Table, key, ov.version, seq, ov.origin, true)
+		b.index.add(c.Table, ov.origin, key, ov.version, seq, true)
 		b.s.rows.remove(c.Table, key)
 	case cdc.OpTruncate:
 		if err = b.index.write(b.ctx); err == nil {
