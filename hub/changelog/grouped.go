@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -18,9 +17,11 @@ import (
 // sql.Conn.Raw with a reused argument slice: database/sql would convert and copy
 // every argument of every statement.
 //
-// A grouped insert may share its rows' first values (shared, at most 2): they are
-// bound once per statement, as ?1 and ?2, and a row whose shared values differ from
-// the previous row's starts a new segment, written by statements of its own.
+// A grouped insert may share its rows' first values (shared, at most 2, comparable
+// values such as strings): a segment of consecutive rows with the same shared values
+// binds them once per statement, as ?1 and ?2. Short segments are written together
+// by plain statements that bind every value of every row, so that rows whose shared
+// values keep changing still go many to a statement.
 type groupedInsert struct {
 	what   string
 	conn   *sql.Conn
@@ -28,10 +29,15 @@ type groupedInsert struct {
 	width  int   // parameters per row, after the shared ones
 	sizes  []int // rows per statement, largest first, ending with 1
 	stmts  []driver.StmtExecContext
-	args   []driver.NamedValue // pending rows, flattened, without the shared values
-	segs   []groupSeg          // with shared values: where each segment starts in args
-	exec   []driver.NamedValue // with shared values: one statement's arguments
+	plain  []driver.StmtExecContext // with shared values: statements binding every value
+	args   []driver.NamedValue      // pending rows, flattened, without the shared values
+	segs   []groupSeg               // with shared values: where each segment starts in args
+	exec   []driver.NamedValue      // with shared values: one statement's arguments
 }
+
+// minSharedRows is the fewest rows a segment needs to be written with its shared
+// values bound once: below that the extra statements cost more than the binding.
+const minSharedRows = 16
 
 // groupSeg is a run of rows with the same shared values.
 type groupSeg struct {
@@ -71,10 +77,18 @@ type groupedSpec struct {
 
 func (g groupedSpec) width() int { return strings.Count(g.row, "?") - g.shared }
 
+// queries returns the statements for each group size and, with shared values, then
+// the plain ones.
 func (g groupedSpec) queries() []string {
-	q := make([]string, len(g.sizes))
-	for i, n := range g.sizes {
-		q[i] = groupedSQL(g.head, g.row, n, g.tail)
+	var q []string
+	for _, n := range g.sizes {
+		q = append(q, groupedSQL(g.head, g.row, n, g.tail))
+	}
+	if g.shared > 0 {
+		plain := strings.NewReplacer("?1", "?", "?2", "?").Replace(g.row)
+		for _, n := range g.sizes {
+			q = append(q, groupedSQL(g.head, plain, n, g.tail))
+		}
 	}
 	return q
 }
@@ -82,8 +96,12 @@ func (g groupedSpec) queries() []string {
 // newGrouped returns a grouped insert running the statements prepared for spec.
 func (s *SQLiteStore) newGrouped(spec groupedSpec) *groupedInsert {
 	g := &groupedInsert{what: spec.what, conn: s.wconn, shared: spec.shared, width: spec.width(), sizes: spec.sizes}
-	for _, q := range spec.queries() {
-		g.stmts = append(g.stmts, s.driverStmts[q])
+	for i, q := range spec.queries() {
+		if i < len(spec.sizes) {
+			g.stmts = append(g.stmts, s.driverStmts[q])
+		} else {
+			g.plain = append(g.plain, s.driverStmts[q])
+		}
 	}
 	return g
 }
@@ -117,18 +135,22 @@ func (g *groupedInsert) write(ctx context.Context) error {
 	}
 	err := g.conn.Raw(func(any) error {
 		if g.shared == 0 {
-			return g.writeRows(ctx, g.args, nil)
+			return g.writeRows(ctx, g.stmts, g.width, g.args, nil)
 		}
+		short := 0 // first segment of the pending run of short segments
 		for k, seg := range g.segs {
-			end := len(g.args)
-			if k+1 < len(g.segs) {
-				end = g.segs[k+1].start
+			if g.segRows(k) < minSharedRows {
+				continue
 			}
-			if err := g.writeRows(ctx, g.args[seg.start:end], seg.vals[:g.shared]); err != nil {
+			if err := g.writePlain(ctx, short, k); err != nil {
 				return err
 			}
+			if err := g.writeRows(ctx, g.stmts, g.width, g.args[seg.start:g.segEnd(k)], seg.vals[:g.shared]); err != nil {
+				return err
+			}
+			short = k + 1
 		}
-		return nil
+		return g.writePlain(ctx, short, len(g.segs))
 	})
 	if err != nil {
 		return fmt.Errorf("write %s: %w", g.what, err)
@@ -137,11 +159,42 @@ func (g *groupedInsert) write(ctx context.Context) error {
 	return nil
 }
 
-// writeRows executes the rows a, all with the shared values vals.
-func (g *groupedInsert) writeRows(ctx context.Context, a []driver.NamedValue, vals []any) error {
+func (g *groupedInsert) segEnd(k int) int {
+	if k+1 < len(g.segs) {
+		return g.segs[k+1].start
+	}
+	return len(g.args)
+}
+
+func (g *groupedInsert) segRows(k int) int { return (g.segEnd(k) - g.segs[k].start) / g.width }
+
+// writePlain executes the rows of segments from..to-1 with the plain statements.
+func (g *groupedInsert) writePlain(ctx context.Context, from, to int) error {
+	if from >= to {
+		return nil
+	}
+	flat := g.exec[:0]
+	for k := from; k < to; k++ {
+		a := g.args[g.segs[k].start:g.segEnd(k)]
+		for ; len(a) > 0; a = a[g.width:] {
+			for _, v := range g.segs[k].vals[:g.shared] {
+				flat = append(flat, driver.NamedValue{Value: v})
+			}
+			flat = append(flat, a[:g.width]...)
+		}
+	}
+	g.exec = flat
+	err := g.writeRows(ctx, g.plain, g.shared+g.width, flat, nil)
+	g.exec = flat[:0]
+	return err
+}
+
+// writeRows executes the rows a, each width values, with stmts (one per group size),
+// and the shared values vals bound once per statement.
+func (g *groupedInsert) writeRows(ctx context.Context, stmts []driver.StmtExecContext, width int, a []driver.NamedValue, vals []any) error {
 	for i, n := range g.sizes {
-		for len(a) >= n*g.width {
-			args := a[:n*g.width]
+		for len(a) >= n*width {
+			args := a[:n*width]
 			if len(vals) > 0 {
 				g.exec = g.exec[:0]
 				for _, v := range vals {
@@ -150,10 +203,10 @@ func (g *groupedInsert) writeRows(ctx context.Context, a []driver.NamedValue, va
 				args = append(g.exec, args...)
 				g.exec = args
 			}
-			if err := execDriver(ctx, g.stmts[i], args); err != nil {
+			if err := execDriver(ctx, stmts[i], args); err != nil {
 				return err
 			}
-			a = a[n*g.width:]
+			a = a[n*width:]
 		}
 	}
 	return nil
@@ -185,116 +238,4 @@ func (g *groupedInsert) discard() {
 	g.segs = g.segs[:0]
 	clear(g.exec)
 	g.exec = g.exec[:0]
-}
-
-// versionRun writes the version rows of single-chunk versions, the common case of
-// small transactions. The versions a batch completes are consecutive, and mostly
-// share their origin and schema version, so a statement binds those once: row i of
-// a statement is (?1+i, ?2, ?3, commit_us, changes, bytes, 1, 0).
-type versionRun struct {
-	conn  *sql.Conn
-	sizes []int // rows per statement, largest first, ending with 1
-	stmts []driver.StmtExecContext
-
-	first  int64 // version of the first buffered row
-	origin string
-	schema int64
-	rows   []driver.NamedValue // commit_us, changes, bytes of each buffered row
-	exec   []driver.NamedValue // one statement's arguments
-}
-
-const versionRunHead = `INSERT INTO versions (version, origin, schema_version, commit_us, changes, bytes, chunks, last_seq) VALUES `
-
-var versionRunSizes = []int{64, 8, 1}
-
-// versionRunSQL returns the statement for n rows.
-func versionRunSQL(n int) string {
-	var sb strings.Builder
-	sb.WriteString(versionRunHead)
-	for i := range n {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteString("(?1")
-		if i > 0 {
-			sb.WriteByte('+')
-			sb.WriteString(strconv.Itoa(i))
-		}
-		sb.WriteString(",?2,?3,?,?,?,1,0)")
-	}
-	return sb.String()
-}
-
-func versionRunQueries() []string {
-	q := make([]string, len(versionRunSizes))
-	for i, n := range versionRunSizes {
-		q[i] = versionRunSQL(n)
-	}
-	return q
-}
-
-func (s *SQLiteStore) newVersionRun() *versionRun {
-	r := &versionRun{conn: s.wconn, sizes: versionRunSizes}
-	for _, q := range versionRunQueries() {
-		r.stmts = append(r.stmts, s.driverStmts[q])
-	}
-	return r
-}
-
-// n reports how many rows are buffered.
-func (r *versionRun) n() int { return len(r.rows) / 3 }
-
-// add buffers the row of version, first writing the buffered rows when version does
-// not continue them.
-func (r *versionRun) add(ctx context.Context, version int64, origin string, schema, commitUS, changes, bytes int64) error {
-	if n := r.n(); n > 0 && (version != r.first+int64(n) || origin != r.origin || schema != r.schema) {
-		if err := r.write(ctx); err != nil {
-			return err
-		}
-	}
-	if r.n() == 0 {
-		r.first, r.origin, r.schema = version, origin, schema
-	}
-	r.rows = append(r.rows, driver.NamedValue{Value: commitUS}, driver.NamedValue{Value: changes}, driver.NamedValue{Value: bytes})
-	return nil
-}
-
-// full reports whether a largest statement's worth of rows is buffered.
-func (r *versionRun) full() bool { return r.n() >= r.sizes[0] }
-
-// write executes every buffered row.
-func (r *versionRun) write(ctx context.Context) error {
-	if len(r.rows) == 0 {
-		return nil
-	}
-	err := r.conn.Raw(func(any) error {
-		done := 0
-		for i, n := range r.sizes {
-			for r.n()-done >= n {
-				r.exec = append(r.exec[:0],
-					driver.NamedValue{Value: r.first + int64(done)},
-					driver.NamedValue{Value: r.origin},
-					driver.NamedValue{Value: r.schema})
-				r.exec = append(r.exec, r.rows[3*done:3*(done+n)]...)
-				if err := execDriver(ctx, r.stmts[i], r.exec); err != nil {
-					return err
-				}
-				done += n
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("write versions: %w", err)
-	}
-	r.discard()
-	return nil
-}
-
-// discard drops the buffered rows.
-func (r *versionRun) discard() {
-	clear(r.rows)
-	r.rows = r.rows[:0]
-	clear(r.exec)
-	r.exec = r.exec[:0]
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // TestSQLiteStore_RowIndexMixed writes, in one batch, more index rows than one
-// grouped statement holds, alternating tables and origins and touching the same rows
+// grouped statement holds, in long runs of one table and origin and in rows that
+// alternate tables, touching the same rows
 // again and again, and checks that every row's index entry is its latest change.
 func TestSQLiteStore_RowIndexMixed(t *testing.T) {
 	s, _ := openTest(t, nil)
@@ -29,15 +30,15 @@ func TestSQLiteStore_RowIndexMixed(t *testing.T) {
 		t.Fatal(err)
 	}
 	const keys = 37
-	for v := int64(1); v <= 300; v++ {
+	for v := int64(1); v <= 320; v++ { // ends with a run after mixed rows
 		x := tx(v)
-		x.Origin = []string{"", "edge-1", "edge-2"}[v%3]
+		x.Origin = []string{"", "edge-1", "edge-2"}[(v/10)%3]
 		for j := int64(0); j < 1+v%4; j++ {
 			i := (v*7 + j*13) % keys
 			var c cdc.Change
 			var e entry
 			deleted := (v+j)%5 == 0
-			if (v+j)%2 == 0 {
+			if (v+j)%2 == 0 || v%50 < 25 { // runs of one table and origin, then mixed
 				e = entry{itemsTable.Name, keyText(i)}
 				c = ins(i, "n")
 				if deleted {

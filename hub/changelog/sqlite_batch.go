@@ -42,6 +42,8 @@ const (
 	insertRowHead     = `INSERT INTO rows (tbl, origin, key, version, seq, deleted) VALUES `
 	insertChunkHead   = `INSERT INTO chunks (id, n, data) VALUES `
 	insertVersionHead = `INSERT INTO versions (version, origin, commit_us, schema_version, changes, bytes, chunks, last_seq) VALUES `
+	// insertVersion1Head lists the shared values first (see versions1Spec).
+	insertVersion1Head = `INSERT INTO versions (origin, schema_version, version, commit_us, changes, bytes, chunks, last_seq) VALUES `
 	// groupedChunkBytes: chunks at least this large are written at once instead of
 	// being copied into a group.
 	groupedChunkBytes = 16 << 10
@@ -53,6 +55,10 @@ var (
 	// chunks1Spec writes the chunks that hold one change.
 	chunks1Spec  = groupedSpec{"chunks", insertChunkHead, "(?,1,?)", "", []int{32, 1}, 0}
 	versionsSpec = groupedSpec{"versions", insertVersionHead, "(?,?,?,?,?,?,?,?)", "", []int{64, 8, 1}, 0}
+	// versions1Spec writes the versions stored in a single chunk (chunks = 1,
+	// last_seq = 0), the common case of small transactions, sharing origin and
+	// schema version.
+	versions1Spec = groupedSpec{"versions", insertVersion1Head, "(?1,?2,?,?,?,?,1,0)", "", []int{64, 8, 1}, 2}
 )
 
 // writerQueries lists the statements the writer uses repeatedly through database/sql.
@@ -63,10 +69,10 @@ func writerQueries() []string {
 // groupedQueries lists the statements of the grouped inserts, run on the driver.
 func groupedQueries() []string {
 	var q []string
-	for _, g := range []groupedSpec{indexSpec, chunksSpec, chunks1Spec, versionsSpec} {
+	for _, g := range []groupedSpec{indexSpec, chunksSpec, chunks1Spec, versionsSpec, versions1Spec} {
 		q = append(q, g.queries()...)
 	}
-	return append(q, versionRunQueries()...)
+	return q
 }
 
 // sqliteBatch is one writer transaction. Changes are encoded once, into the current
@@ -91,8 +97,7 @@ type sqliteBatch struct {
 
 	// Rows not yet written. They are written before anything reads the index or
 	// the chunks, and at Commit.
-	index, chunks, chunks1, versions *groupedInsert
-	versions1                        *versionRun // versions stored in one chunk
+	index, chunks, chunks1, versions, versions1 *groupedInsert
 
 	scratch []byte
 	fill    cdc.Row
@@ -145,12 +150,10 @@ func (s *SQLiteStore) Begin(ctx context.Context) (Batch, error) {
 	for i, g := range []struct {
 		g **groupedInsert
 		groupedSpec
-	}{{&b.index, indexSpec}, {&b.chunks, chunksSpec}, {&b.chunks1, chunks1Spec}, {&b.versions, versionsSpec}} {
+	}{{&b.index, indexSpec}, {&b.chunks, chunksSpec}, {&b.chunks1, chunks1Spec}, {&b.versions, versionsSpec}, {&b.versions1, versions1Spec}} {
 		*g.g = s.newGrouped(g.groupedSpec)
 		(*g.g).args = s.spare.args[i][:0]
 	}
-	b.versions1 = s.newVersionRun()
-	b.versions1.rows = s.spare.args[4][:0]
 	return b, nil
 }
 
@@ -409,12 +412,12 @@ func (b *sqliteBatch) appendChange(c *cdc.Change) error {
 
 // writePending writes every buffered row.
 func (b *sqliteBatch) writePending() error {
-	for _, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions} {
+	for _, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions, b.versions1} {
 		if err := g.write(b.ctx); err != nil {
 			return err
 		}
 	}
-	return b.versions1.write(b.ctx)
+	return nil
 }
 
 // flush stores the current chunk.
@@ -469,21 +472,17 @@ func (b *sqliteBatch) complete(tx *cdc.Tx) error {
 	if !tx.CommitTime.IsZero() {
 		commitUS = tx.CommitTime.UnixMicro()
 	}
-	var err error
-	if r := b.versions1; ov.chunks == 1 && ov.lastSeq == 0 {
-		err = r.add(b.ctx, ov.version, ov.origin, b.ws.schemaVersion, commitUS, ov.changes, ov.bytes)
-		if err == nil && r.full() {
-			err = r.write(b.ctx)
-		}
+	g := b.versions
+	if ov.chunks == 1 && ov.lastSeq == 0 {
+		g = b.versions1
+		g.add(ov.origin, b.ws.schemaVersion, ov.version, commitUS, ov.changes, ov.bytes)
 	} else {
-		g := b.versions
 		g.add(ov.version, ov.origin, commitUS, b.ws.schemaVersion, ov.changes, ov.bytes, int64(ov.chunks), int64(ov.lastSeq))
-		if g.full() {
-			err = g.write(b.ctx)
-		}
 	}
-	if err != nil {
-		return fmt.Errorf("complete version %d: %w", ov.version, err)
+	if g.full() {
+		if err := g.write(b.ctx); err != nil {
+			return fmt.Errorf("complete version %d: %w", ov.version, err)
+		}
 	}
 	b.ws.head = ov.version
 	b.ws.headUS = commitUS
@@ -619,10 +618,9 @@ func (b *sqliteBatch) Reset(ctx context.Context, sourceKind string) error {
 	}
 	b.ws.open = openVersion{}
 	b.buf, b.n = b.buf[:1], 0
-	for _, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions} {
+	for _, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions, b.versions1} {
 		g.discard()
 	}
-	b.versions1.discard()
 	b.ws.entries, b.ws.bytes = 0, 0
 	b.ws.position = ""
 	b.lastPos = nil
@@ -718,15 +716,11 @@ func (b *sqliteBatch) release() {
 	if cap(b.buf) <= 2*b.s.cfg.ChunkBytes {
 		sp.buf = b.buf[:0]
 	}
-	for i, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions} {
+	for i, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions, b.versions1} {
 		if g != nil {
 			g.discard()
 			sp.args[i] = g.args
 		}
-	}
-	if r := b.versions1; r != nil {
-		r.discard()
-		sp.args[4] = r.rows
 	}
 	b.s.unlockWriter()
 }
