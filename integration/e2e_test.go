@@ -115,28 +115,7 @@ func TestIntegration_TransactionsStayWhole(t *testing.T) {
 		t.Fatalf("a 3-statement transaction became %d versions, want 1", got)
 	}
 	runEdge(t, a)
-	var bad atomic.Int64
-	var checks atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			var sum int64
-			if err := a.DB().QueryRow(`SELECT coalesce(sum(bal), 0) FROM acct`).Scan(&sum); err == nil {
-				checks.Add(1)
-				if sum != 10000 {
-					bad.Add(1)
-				}
-			}
-		}
-	}()
+	w := watch(a.DB(), `SELECT coalesce(sum(bal), 0) FROM acct`, func(sum int64) bool { return sum == 10000 })
 	for i := 0; i < 100; i++ {
 		from, to := 1+i%10, 1+(i+3)%10
 		s.exec(fmt.Sprintf(`BEGIN; UPDATE acct SET bal = bal - 5 WHERE id = %d; UPDATE acct SET bal = bal + 2 WHERE id = %d; UPDATE acct SET bal = bal + 3 WHERE id = %d; COMMIT;`, from, to, 1+(i+5)%10))
@@ -144,13 +123,12 @@ func TestIntegration_TransactionsStayWhole(t *testing.T) {
 	s.waitHubCaughtUp()
 	head := s.head()
 	pgtest.WaitFor(t, 30*time.Second, "edge reaches head", func() bool { return a.Status().Watermark >= head })
-	close(stop)
-	wg.Wait()
-	if checks.Load() == 0 {
+	checks, bad := w.finish()
+	if checks == 0 {
 		t.Fatal("the reader never managed to read the edge database")
 	}
-	if bad.Load() > 0 {
-		t.Fatalf("a reader saw a half-applied transaction %d times out of %d reads", bad.Load(), checks.Load())
+	if bad > 0 {
+		t.Fatalf("a reader saw a half-applied transaction %d times out of %d reads", bad, checks)
 	}
 	s.assertEdgeEqualsSource(a)
 }
@@ -194,32 +172,17 @@ func TestIntegration_LargeTransaction(t *testing.T) {
 	s.waitStreaming()
 	s.syncEdge(a)
 	runEdge(t, a)
-	var partial atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			var n int
-			if err := a.DB().QueryRow(`SELECT count(*) FROM big`).Scan(&n); err == nil && n != 0 && n != 200000 {
-				partial.Add(1)
-			}
-		}
-	}()
+	w := watch(a.DB(), `SELECT count(*) FROM big`, func(n int64) bool { return n == 0 || n == 200000 })
 	s.exec(`INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, 200000) g`)
 	s.waitHubCaughtUp()
 	head := s.head()
 	pgtest.WaitFor(t, 2*time.Minute, "edge applies the large transaction", func() bool { return a.Status().Watermark >= head })
-	close(stop)
-	wg.Wait()
-	if partial.Load() > 0 {
-		t.Fatalf("a reader saw the 200,000-row transaction partly applied %d times", partial.Load())
+	checks, bad := w.finish()
+	if checks == 0 {
+		t.Fatal("the reader never managed to read the edge database")
+	}
+	if bad > 0 {
+		t.Fatalf("a reader saw the 200,000-row transaction partly applied %d times out of %d reads", bad, checks)
 	}
 	if n := count(t, a.DB(), "big"); n != 200000 {
 		t.Fatalf("edge has %d rows, want 200000", n)
@@ -297,4 +260,42 @@ func TestIntegration_PostgresRestart(t *testing.T) {
 		t.Fatalf("change log head is %d after 40 single-row transactions and the snapshot, want 41", h)
 	}
 	s.assertEdgeEqualsSource(a)
+}
+
+// watcher reads one integer from the edge database over and over, from its own
+// goroutine, and counts the reads and the values that a consistent edge could not show.
+type watcher struct {
+	checks, bad atomic.Int64
+	stop        chan struct{}
+	wg          sync.WaitGroup
+}
+
+func watch(db *sql.DB, query string, ok func(int64) bool) *watcher {
+	w := &watcher{stop: make(chan struct{})}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			var n int64
+			if err := db.QueryRow(query).Scan(&n); err == nil {
+				w.checks.Add(1)
+				if !ok(n) {
+					w.bad.Add(1)
+				}
+			}
+		}
+	}()
+	return w
+}
+
+// finish stops the watcher and returns how many reads it made and how many were bad.
+func (w *watcher) finish() (checks, bad int64) {
+	close(w.stop)
+	w.wg.Wait()
+	return w.checks.Load(), w.bad.Load()
 }
