@@ -42,7 +42,9 @@
 // changes still in the stream are skipped. A captured table renamed while streaming
 // stops the stream with a configuration error. Adding a table, a dropped slot, WAL the
 // slot lost (max_slot_wal_keep_size) or a position ahead of the server's WAL make
-// Start report PositionLost and prepare a new snapshot.
+// Start report PositionLost without changing the publication or creating a slot; the
+// hub resets its change log, then starts again without a position, which adds the
+// table, creates the slot and takes a new snapshot.
 //
 // # Type mapping
 //

@@ -16,7 +16,12 @@ import (
 // ensurePublication creates the publication for exactly the configured tables, or
 // alters an existing one to match. It returns the configured tables the publication
 // did not hold before: their rows were not streamed, so resuming needs a snapshot.
-func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) (added []string, err error) {
+//
+// With mayAdd false (resuming from a position) it adds nothing: it only reports the
+// tables the publication lacks, so that the loss of the position is reported again on
+// every Start until the consumer has reset and starts without a position. Adding them
+// here would make the next Start resume as if they had always been streamed.
+func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn, mayAdd bool) (added []string, err error) {
 	pub := pgx.Identifier{s.cfg.Publication}.Sanitize()
 	var quoted []string
 	for _, name := range s.order {
@@ -29,6 +34,9 @@ func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) (added [
 	err = conn.QueryRow(ctx, `SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate
 		FROM pg_publication WHERE pubname = $1`, s.cfg.Publication).Scan(&allTables, &ins, &upd, &del, &trunc)
 	if errors.Is(err, pgx.ErrNoRows) {
+		if !mayAdd {
+			return slices.Clone(s.order), nil
+		}
 		if _, err := conn.Exec(ctx, "CREATE PUBLICATION "+pub+" FOR TABLE "+tableList+" WITH (publish = '"+publish+"')"); err != nil {
 			return nil, classify("create publication", err)
 		}
@@ -54,6 +62,9 @@ func (s *Source) ensurePublication(ctx context.Context, conn *pgx.Conn) (added [
 		if !slices.Contains(have, name) {
 			added = append(added, name)
 		}
+	}
+	if len(added) > 0 && !mayAdd {
+		return added, nil
 	}
 	if len(added) > 0 || len(have) != len(s.order) {
 		if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+pub+" SET TABLE "+tableList); err != nil {

@@ -204,7 +204,7 @@ func (s *Source) Start(ctx context.Context, from cdc.Position) (info *cdc.StartI
 		}
 		s.tables[name] = def
 	}
-	added, err := s.ensurePublication(ctx, meta)
+	added, err := s.ensurePublication(ctx, meta, fromLSN == 0)
 	if err != nil {
 		return nil, err
 	}

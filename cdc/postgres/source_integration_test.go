@@ -791,3 +791,40 @@ func TestIntegration_TableRemovedAndRenamed(t *testing.T) {
 		t.Fatalf("Stream after a rename returned %v, want a configuration error naming the rename", err)
 	}
 }
+
+// TestIntegration_TableAddedLossRepeatsUntilReset: after Start reports the position
+// lost because a table was added, a consumer that dies before resetting its log and
+// starts from the same position is told again; nothing was added to the publication
+// that would let it resume as if the new table's rows had been streamed.
+func TestIntegration_TableAddedLossRepeatsUntilReset(t *testing.T) {
+	e := newEnv(t, sharedServer(t))
+	e.exec(`CREATE TABLE a (id int PRIMARY KEY)`)
+	e.exec(`CREATE TABLE b (id int PRIMARY KEY)`)
+	e.exec(`INSERT INTO a VALUES (1); INSERT INTO b VALUES (1), (2)`)
+	src := e.newSource(e.config("public.a"))
+	start(t, src, nil)
+	snapshot(t, src)
+	rec := &recorder{}
+	run := stream(t, src, rec)
+	e.exec(`INSERT INTO a VALUES (2)`)
+	txs := rec.waitFinal(t, 1)
+	src.Ack(txs[0].Pos)
+	run.stop(t)
+	src.Close()
+
+	both := e.newSource(e.config("public.a", "public.b"))
+	for attempt := 1; attempt <= 2; attempt++ {
+		info := start(t, both, txs[0].Pos)
+		if !info.PositionLost || info.NeedSnapshot {
+			t.Fatalf("Start %d from the old position: %+v, want PositionLost and nothing prepared", attempt, info)
+		}
+		both.Close()
+	}
+	if info := start(t, both, nil); !info.NeedSnapshot {
+		t.Fatalf("Start without a position: %+v, want NeedSnapshot", info)
+	}
+	rows, _ := snapshot(t, both)
+	if len(rows) != 4 {
+		t.Fatalf("snapshot has %d rows, want 4 (two of a, two of b)", len(rows))
+	}
+}

@@ -203,6 +203,11 @@ func checkCursor(ctx context.Context, tx *sql.Tx, since, head, compacted int64, 
 		return fmt.Errorf("read page since %d cursor %s: %w: the cursor's version must be after since and at most the head (%d), its seq not negative",
 			since, cur, ErrBadCursor, head)
 	}
+	if since < compacted {
+		// Compaction may have removed the version's later chunks since the cursor was
+		// handed out; reading on from it skips to the next chunk that remains.
+		return nil
+	}
 	var lastSeq int64
 	err := tx.QueryRowContext(ctx, `SELECT last_seq FROM versions WHERE version = ?`, cur.Version).Scan(&lastSeq)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -211,9 +216,6 @@ func checkCursor(ctx context.Context, tx *sql.Tx, since, head, compacted int64, 
 	if errors.Is(err, sql.ErrNoRows) || int64(cur.Seq) > lastSeq {
 		return fmt.Errorf("read page since %d cursor %s: %w: version %d has no chunk %d; pass the cursor of the previous page as it was",
 			since, cur, ErrBadCursor, cur.Version, cur.Seq)
-	}
-	if since < compacted {
-		return nil
 	}
 	var id int64
 	err = tx.QueryRowContext(ctx, `SELECT id FROM chunks WHERE id >= ? ORDER BY id LIMIT 1`, chunkID(since+1, 0)).Scan(&id)

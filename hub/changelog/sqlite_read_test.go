@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/hub/syncproto"
@@ -262,5 +263,30 @@ func TestSQLiteStore_ReadPageSkipsEmptyVersions(t *testing.T) {
 	p, _ = readPage(t, s, PageRequest{Since: 1, Limit: 3})
 	if p.Next != 6 || p.Changes != 2 || !p.Commit {
 		t.Fatalf("page stopped before version 7: next %d changes %d commit %v", p.Next, p.Changes, p.Commit)
+	}
+}
+
+// TestSQLiteStore_CursorSurvivesCompaction: an edge part-way through a version in the
+// compacted prefix keeps its cursor valid when compaction removes the version's later
+// chunks in between; the read skips to what remains.
+func TestSQLiteStore_CursorSurvivesCompaction(t *testing.T) {
+	s, _ := openTest(t, func(c *SQLiteConfig) { c.ChunkChanges = 2 })
+	old := compactNow.Add(-10 * 24 * time.Hour)
+	appendCommitted(t, s, txAt(1, old, ins(1, "a"), ins(2, "b"), ins(3, "c"), ins(4, "d"), ins(5, "e"), ins(6, "f")))
+	p1, _ := readPage(t, s, PageRequest{Since: 0, Limit: 2})
+	p2, _ := readPage(t, s, PageRequest{Since: 0, Limit: 2, Cursor: p1.Cursor})
+	if p2.Commit || p2.Cursor.Seq != 1 {
+		t.Fatalf("second page: commit %v, cursor %v; want to be inside version 1", p2.Commit, p2.Cursor)
+	}
+	appendCommitted(t, s, txAt(2, compactNow, upd(3, "x"), upd(4, "x"), upd(5, "x"), upd(6, "x")))
+	stats, err := s.Compact(context.Background(), CompactOptions{Retention: time.Hour, TombstoneRetention: time.Hour, Now: compactNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.ChangesRemoved == 0 {
+		t.Fatal("compaction removed nothing; the test needs version 1's later chunks gone")
+	}
+	if _, err := s.ReadPage(context.Background(), PageRequest{Since: 0, Limit: 2, Cursor: p2.Cursor}); err != nil {
+		t.Fatalf("the next page with the cursor the edge was given: %v", err)
 	}
 }
