@@ -3,6 +3,8 @@ package edge
 import (
 	"context"
 	"fmt"
+
+	"github.com/synchub/synchub/cdc"
 )
 
 // applyPage applies a page's changes to the synced tables in the open transaction and
@@ -24,26 +26,26 @@ func (a *Agent) applyPage(p *page) (int, error) {
 			}
 			var err error
 			switch ch.Op {
-			case 'i':
+			case cdc.OpInsert:
 				err = a.upsert(ctx, t, ch.Row)
-			case 'u':
+			case cdc.OpUpdate:
 				if len(ch.Key) > 0 {
 					err = a.deleteKey(ctx, t, ch.Key)
 				}
 				if err == nil {
 					err = a.upsert(ctx, t, ch.Row)
 				}
-			case 'd':
+			case cdc.OpDelete:
 				err = a.deleteKey(ctx, t, ch.Key)
-			case 't':
+			case cdc.OpTruncate:
 				if _, err = a.db.conn.ExecContext(ctx, "DELETE FROM "+t.quoted); err != nil {
 					err = fmt.Errorf("truncate %s: %w", t.local, err)
 				}
 			default:
-				err = fmt.Errorf("unknown op %q (want i, u, d or t)", string(ch.Op))
+				err = fmt.Errorf("unknown op %s", ch.Op)
 			}
 			if err != nil {
-				return n, fmt.Errorf("apply version %d change %d (%c on %s): %w", e.Version, ci, ch.Op, ch.Table, err)
+				return n, fmt.Errorf("apply version %d change %d (%s on %s): %w", e.Version, ci, ch.Op, ch.Table, err)
 			}
 			n++
 		}

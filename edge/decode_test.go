@@ -60,13 +60,13 @@ func TestDecodePage(t *testing.T) {
 		t.Fatalf("entries = %+v", p.Entries)
 	}
 	ch := p.Entries[0].Changes
-	if string(ch[0].Table) != "public.items" || ch[0].Op != 'i' || !json.Valid(ch[0].Row) || ch[0].Key != nil {
+	if string(ch[0].Table) != "public.items" || ch[0].Op != cdc.OpInsert || !json.Valid(ch[0].Row) || ch[0].Key != nil {
 		t.Fatalf("change 0 = %+v", ch[0])
 	}
-	if ch[1].Op != 'd' || string(ch[1].Key) != `{"id":2}` || ch[1].Row != nil {
-		t.Fatalf("change 1 = t %s op %c row %s key %s", ch[1].Table, ch[1].Op, ch[1].Row, ch[1].Key)
+	if ch[1].Op != cdc.OpDelete || string(ch[1].Key) != `{"id":2}` || ch[1].Row != nil {
+		t.Fatalf("change 1 = t %s op %s row %s key %s", ch[1].Table, ch[1].Op, ch[1].Row, ch[1].Key)
 	}
-	if string(ch[2].Table) != "public.items" || ch[2].Op != 't' {
+	if string(ch[2].Table) != "public.items" || ch[2].Op != cdc.OpTruncate {
 		t.Fatalf("escaped table name decoded as %q", ch[2].Table)
 	}
 
@@ -138,8 +138,8 @@ func FuzzDecodePage(f *testing.F) {
 			}
 			for j, wc := range want.Entries[i].Changes {
 				gc := p.Entries[i].Changes[j]
-				if string(gc.Table) != wc.Table || string(gc.Op) != wc.Op || !bytes.Equal(gc.Row, wc.Row) || !bytes.Equal(gc.Key, wc.Key) {
-					t.Fatalf("entry %d change %d differs: %q %c %s %s vs %+v", i, j, gc.Table, gc.Op, gc.Row, gc.Key, wc)
+				if string(gc.Table) != wc.Table || gc.Op.Code() != wc.Op || !bytes.Equal(gc.Row, wc.Row) || !bytes.Equal(gc.Key, wc.Key) {
+					t.Fatalf("entry %d change %d differs: %q %s %s %s vs %+v", i, j, gc.Table, gc.Op, gc.Row, gc.Key, wc)
 				}
 			}
 		}

@@ -31,7 +31,7 @@ type entry struct {
 // change is one change as sent; Row and Key are raw JSON objects.
 type change struct {
 	Table []byte
-	Op    byte // 'i', 'u', 'd' or 't'
+	Op    cdc.Op
 	Row   []byte
 	Key   []byte
 }
@@ -155,10 +155,7 @@ func decodeChanges(b []byte, i int, out []change) ([]change, int, error) {
 			case "op":
 				var op []byte
 				if op, err = parseString(v); err == nil {
-					if len(op) != 1 || bytes.IndexByte([]byte("iudt"), op[0]) < 0 {
-						return 0, fmt.Errorf("op %q: want i, u, d or t", op)
-					}
-					c.Op = op[0]
+					c.Op, err = cdc.ParseOpCode(string(op))
 				}
 			case "row":
 				c.Row = v
