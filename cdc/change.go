@@ -116,6 +116,7 @@ type Tx struct {
 	Pos        Position  // commit position; set on the final part
 	CommitTime time.Time // source commit time; set on the final part
 	Origin     string    // who wrote it: "" for the central database itself, else an edge id
+	Batch      string    // the push batch an Applier wrote it for (Tag.Batch), else ""
 	// Tables lists tables whose definition changed at or before this transaction's
 	// rows (a column added or dropped); the change log records a new schema version.
 	Tables  []Table

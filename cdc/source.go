@@ -78,15 +78,30 @@ type ApplyResult struct {
 	Err error
 }
 
+// Tag says who wrote a transaction applied through an Applier: Origin is the edge id,
+// Batch the push batch id. Both reach the source's stream as Tx.Origin and Tx.Batch, so
+// the hub can attribute the captured transaction and tell the waiting push it landed.
+// Edge ids and batch ids are short and contain no whitespace.
+type Tag struct {
+	Origin string
+	Batch  string
+}
+
 // Applier writes changes from edges to the central database.
 //
-// Apply writes the batch in one database transaction tagged with origin, so that when
-// the source captures the transaction it reports Tx.Origin == origin. Each change is
-// attempted in its own savepoint: a change the database refuses (constraint, type,
-// trigger) gets its reason in the result while the others are still written. Apply
-// returns an error only when the transaction as a whole failed, and then nothing was
-// written. Identifiers are validated against the captured schema and quoted by the
-// dialect; values are always bound as parameters. Apply is safe for concurrent use.
+// Apply writes the batch in one database transaction tagged with tag, so that when the
+// source captures the transaction it reports Tx.Origin == tag.Origin and Tx.Batch ==
+// tag.Batch. Each change is attempted in its own savepoint: a change the database
+// refuses (constraint, type, trigger) gets its reason in the result while the others
+// are still written. Apply returns an error only when the transaction as a whole
+// failed, and then nothing was written. Identifiers are validated against the captured
+// schema and quoted by the dialect; values are always bound as parameters. Changes use
+// the source-neutral model: inserts and updates carry the full new row in After,
+// updates and deletes carry at least the key in Before (the old key when it changed).
+// Apply is safe for concurrent use.
 type Applier interface {
-	Apply(ctx context.Context, origin string, changes []Change) ([]ApplyResult, error)
+	Apply(ctx context.Context, tag Tag, changes []Change) ([]ApplyResult, error)
+	// ReadRow reads the current row with the key columns of key from the central
+	// database; found is false when there is none.
+	ReadRow(ctx context.Context, table string, key Row) (row Row, found bool, err error)
 }
