@@ -38,8 +38,12 @@ const (
 
 // PushRequest is the body of POST /v1/push.
 type PushRequest struct {
-	Edge    string       `json:"edge"`
-	BatchID string       `json:"batch_id"`
+	Edge    string `json:"edge"`
+	BatchID string `json:"batch_id"`
+	// SentAt is the edge's wall clock when it sent the batch, Unix microseconds. The hub
+	// compares it with its own clock to estimate the edge's clock skew and corrects the
+	// changes' HLC timestamps by it before last-writer-wins comparisons.
+	SentAt  int64        `json:"sent_at"`
 	Changes []PushChange `json:"changes"`
 }
 

@@ -106,3 +106,32 @@ func TestAppendChange(t *testing.T) {
 		t.Errorf("KeyText = %s", k)
 	}
 }
+
+func TestHLCRoundTripAndOrder(t *testing.T) {
+	a := HLC{Wall: 1700000000123456, Logical: 3, Node: "till-1"}
+	got, err := ParseHLC(a.String())
+	if err != nil || got != a {
+		t.Fatalf("ParseHLC(%q) = %+v, %v; want %+v", a.String(), got, err, a)
+	}
+	ordered := []HLC{
+		{Wall: 9, Logical: 0, Node: "b"},
+		{Wall: 9, Logical: 1, Node: "a"},
+		{Wall: 10, Logical: 0, Node: "a"},
+		{Wall: 10, Logical: 0, Node: "b"},
+		{Wall: 1700000000123456, Logical: 0, Node: "a"},
+	}
+	for i := 1; i < len(ordered); i++ {
+		x, y := ordered[i-1], ordered[i]
+		if x.Compare(y) >= 0 || y.Compare(x) <= 0 {
+			t.Errorf("Compare(%v, %v): want x < y", x, y)
+		}
+		if x.String() >= y.String() {
+			t.Errorf("text forms %q and %q do not sort like Compare", x, y)
+		}
+	}
+	for _, bad := range []string{"", "1-2-x", "0000000000000000001-00001-", "000000000000000000x-00001-a", "0000000000000000001-99999-a"} {
+		if _, err := ParseHLC(bad); err == nil {
+			t.Errorf("ParseHLC(%q): want an error", bad)
+		}
+	}
+}
