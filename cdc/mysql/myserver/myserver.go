@@ -1,7 +1,8 @@
 // Package myserver runs a throwaway MariaDB (or MySQL) server from the binaries installed
 // on the machine, for tests and for `synchub demo --source mysql`. The server lives in a
 // temporary folder, listens on a free loopback port with the settings binlog CDC needs
-// (log_bin, binlog_format=ROW, binlog_row_image=FULL, a server_id), and is removed by
+// (log_bin, binlog_format=ROW, binlog_row_image=FULL, binlog_row_metadata=FULL, a
+// server_id), and is removed by
 // Stop. It never touches the machine's own database service.
 //
 // When the process is root the server runs with --user=root; root connects over TCP
@@ -128,6 +129,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"--log-bin=" + filepath.Join(data, "binlog"),
 		"--binlog-format=ROW",
 		"--binlog-row-image=FULL",
+		"--binlog-row-metadata=FULL",
 		"--server-id=" + strconv.Itoa(id),
 		"--innodb-buffer-pool-size=128M",
 		"--innodb-log-file-size=256M",
