@@ -609,9 +609,19 @@ func (s *SQLiteStore) Row(ctx context.Context, table, key string) (RowInfo, bool
 		if !pv.Valid {
 			return info, false, nil
 		}
-		return RowInfo{Version: pv.Int64, Origin: po.String, Deleted: pd.Bool}, true, nil
+		info = RowInfo{Version: pv.Int64, Origin: po.String, Deleted: pd.Bool}
+	} else {
+		info = RowInfo{Version: rowVersion, Origin: origin, Deleted: deleted}
 	}
-	return RowInfo{Version: rowVersion, Origin: origin, Deleted: deleted}, true, nil
+	var commitUS int64
+	err = s.rdb.QueryRowContext(ctx, `SELECT commit_us FROM versions WHERE version = ?`, info.Version).Scan(&commitUS)
+	switch {
+	case err == nil:
+		info.CommitTime = time.UnixMicro(commitUS)
+	case !errors.Is(err, sql.ErrNoRows):
+		return RowInfo{}, false, fmt.Errorf("read commit time of version %d: %w", info.Version, err)
+	}
+	return info, true, nil
 }
 
 // Close closes the store; it is safe to call more than once.

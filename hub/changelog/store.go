@@ -61,6 +61,9 @@ type RowInfo struct {
 	Version int64
 	Origin  string
 	Deleted bool
+	// CommitTime is the source commit time of Version (zero if the store no longer
+	// knows it). Last-writer-wins conflict resolution compares edge writes with it.
+	CommitTime time.Time
 }
 
 // CompactOptions says what compaction may remove.
