@@ -285,10 +285,15 @@ func (s *Server) dsnFor(db string) string {
 	return fmt.Sprintf("root@127.0.0.1:%d/%s", s.Port, db)
 }
 
-// Exec runs SQL statements (separated by semicolons at line ends are fine: the
-// multi-statement text is sent as one query) on database db.
+// Exec runs SQL statements separated by semicolons (see SplitStatements) on database db,
+// one after the other on one connection, so BEGIN … COMMIT spans them.
 func (s *Server) Exec(ctx context.Context, db, query string) error {
-	conn, err := sql.Open("mysql", s.dsnFor(db))
+	pool, err := sql.Open("mysql", s.dsnFor(db))
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	conn, err := pool.Conn(ctx)
 	if err != nil {
 		return err
 	}
