@@ -54,6 +54,12 @@ var schemaDDL = []string{
 	BEGIN
 		SELECT RAISE(ABORT, 'audit log is append-only: events cannot be updated');
 	END`,
+	// INSERT OR REPLACE deletes the row it replaces without firing delete triggers.
+	`CREATE TRIGGER audit_events_no_replace BEFORE INSERT ON audit_events
+	WHEN EXISTS (SELECT 1 FROM audit_events WHERE id = NEW.id)
+	BEGIN
+		SELECT RAISE(ABORT, 'audit log is append-only: events cannot be replaced');
+	END`,
 	`CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
 	WHEN OLD.time_us >= coalesce((SELECT prune_before_us FROM audit_retention WHERE id = 1), -9223372036854775808)
 	BEGIN
