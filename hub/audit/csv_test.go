@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -78,10 +79,10 @@ type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errFail }
 
-var errFail = &json.UnsupportedValueError{Str: "disk full"}
+var errFail = errors.New("disk full")
 
 func TestWriteCSV_WriterError(t *testing.T) {
-	if err := WriteCSV(failWriter{}, []Event{{ID: 1, Actor: ActorSystem, Action: ActionAdmin}}); err == nil {
-		t.Error("WriteCSV to a failing writer returned nil")
+	if err := WriteCSV(failWriter{}, []Event{{ID: 1, Actor: ActorSystem, Action: ActionAdmin}}); !errors.Is(err, errFail) {
+		t.Errorf("WriteCSV to a failing writer: %v, want the writer's error", err)
 	}
 }
