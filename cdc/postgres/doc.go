@@ -27,14 +27,17 @@
 // fast shutdown of the server does not wait for wal_sender_timeout. Nothing the
 // consumer has not acknowledged is ever confirmed.
 //
-// A transaction is attributed to an edge (Tx.Origin) by a transactional logical
-// message with prefix "synchub.origin" whose content is the edge id, written inside
-// the transaction:
+// A transaction is attributed to an edge (Tx.Origin) and a push batch (Tx.Batch) by a
+// transactional logical message with prefix "synchub.origin" written inside the
+// transaction. Its content is the edge id, a space and the batch id; without a space
+// it is the edge id alone (no batch), and an empty edge id before the space (" b1")
+// is a batch written on no edge's behalf, such as an admin's resolution:
 //
-//	SELECT pg_logical_emit_message(true, 'synchub.origin', 'edge-a');
+//	SELECT pg_logical_emit_message(true, 'synchub.origin', 'edge-a b1');
 //
-// Emit it before the transaction's writes: a large transaction is delivered in parts,
-// and only parts delivered after the message carry the origin (the final part always
+// The Applier emits it as the first statement of every transaction it writes. Emit it
+// before the transaction's writes: a large transaction is delivered in parts, and only
+// parts delivered after the message carry the origin and batch (the final part always
 // does). A transaction replayed under a replication origin named "synchub.<edge id>"
 // is attributed the same way.
 //

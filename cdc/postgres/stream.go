@@ -16,8 +16,8 @@ import (
 )
 
 // OriginMessagePrefix is the prefix of the transactional logical message that tags a
-// transaction with the edge that wrote it:
-// SELECT pg_logical_emit_message(true, 'synchub.origin', '<edge id>').
+// transaction with the edge that wrote it and the push batch it was written for:
+// SELECT pg_logical_emit_message(true, 'synchub.origin', '<edge id> <batch id>').
 const OriginMessagePrefix = "synchub.origin"
 
 // originNamePrefix marks replication origins (pg_replication_origin_create) whose
@@ -45,6 +45,7 @@ type streamer struct {
 	partBytes     int
 	partsSent     int
 	origin        string
+	batch         string
 	pendingTables []cdc.Table
 
 	idlePending bool
@@ -230,6 +231,7 @@ func (st *streamer) handle(ctx context.Context, data []byte) error {
 		}
 		st.inTx = true
 		st.origin = ""
+		st.batch = ""
 		st.partsSent = 0
 		return nil
 	case 'C':
@@ -277,7 +279,7 @@ func (st *streamer) handle(ctx context.Context, data []byte) error {
 		}
 		m := msg.(*pglogrepl.LogicalDecodingMessage)
 		if m.Transactional && st.inTx && m.Prefix == OriginMessagePrefix {
-			st.origin = string(m.Content)
+			st.origin, st.batch = splitOriginMessage(string(m.Content))
 		}
 		return nil
 	case 'O':
@@ -349,6 +351,7 @@ func (st *streamer) add(ctx context.Context, ch cdc.Change, size int) error {
 func (st *streamer) deliver(ctx context.Context, final bool, pos LSN, commitTime time.Time) error {
 	tx := st.part
 	tx.Origin = st.origin
+	tx.Batch = st.batch
 	tx.Tables = st.pendingTables
 	tx.More = !final
 	if final {
