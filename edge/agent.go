@@ -42,6 +42,20 @@ type Agent struct {
 	scan          rowScanner
 	keyArgs       []any
 	keyBuf        []byte
+	bootstrapping bool  // pulling from version 0 until caught up: no per-row versions
+	pullMaxTS     int64 // the latest commit time in the open pull transaction
+
+	// catMu guards schema and tables for readers other than the pull (the push); the
+	// pull replaces them holding both pullMu and catMu.
+	catMu sync.RWMutex
+
+	// pushMu serialises pushes and guards pconn, the push's own connection: a pull
+	// holds pullMu through its long poll, and a push must not wait for it.
+	pushMu sync.Mutex
+	pconn  *sql.Conn
+	pscan  rowScanner
+
+	clock *clock
 
 	mu     sync.Mutex // guards status
 	status Status
@@ -69,6 +83,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Agent, error) {
 	}
 	a.status = Status{EdgeID: cfg.EdgeID, HubURL: cfg.HubURL, DBPath: db.path, State: StateIdle,
 		Watermark: a.watermark, SchemaVersion: a.schemaVersion()}
+	if err := a.refreshCounts(ctx, a.db.conn); err != nil {
+		_ = db.close()
+		return nil, err
+	}
 	log.Info("edge agent opened", "db", db.path, "hub", cfg.HubURL, "watermark", a.watermark,
 		"schema_version", a.schemaVersion(), "tables", len(a.tables), "needs_bootstrap", a.needBootstrap)
 	return a, nil
@@ -81,6 +99,14 @@ func (a *Agent) load(ctx context.Context) error {
 		return err
 	}
 	a.watermark = wm
+	b, _, err := a.db.getMeta(ctx, metaBootstrapping)
+	if err != nil {
+		return err
+	}
+	a.bootstrapping = b == "1" || wm == 0
+	if a.clock, err = loadClock(ctx, a.db, a.cfg.EdgeID); err != nil {
+		return err
+	}
 	missing, err := a.loadCatalogue(ctx)
 	if err != nil {
 		return err
@@ -108,15 +134,33 @@ func (a *Agent) load(ctx context.Context) error {
 	return nil
 }
 
-// DB returns the local database for the application to read. Tables are named by
-// LocalTableName. Writes to synced tables are overwritten by later changes from the hub.
+// DB returns the local database for the application. Tables are named by
+// LocalTableName. Writes to a synced table are pushed to the hub once InitSync was
+// called for it; without it they are overwritten by later changes from the hub.
 func (a *Agent) DB() *sql.DB { return a.db.db }
 
-// Run pulls from the hub until ctx is cancelled (it then returns nil) or the agent is
-// closed (ErrClosed). When caught up it long-polls with Config.Wait. Failed pulls are
+// Run pulls from the hub and pushes local writes until ctx is cancelled (it then
+// returns nil) or the agent is closed (ErrClosed). When caught up it long-polls with
+// Config.Wait. Pushes run on a goroutine Run owns and waits for: every
+// Config.PushInterval it sends the outbox, if not empty. Failed pulls and pushes are
 // retried with capped exponential backoff and jitter; repeated errors are logged at most
 // once per Config.ErrorLogInterval.
 func (a *Agent) Run(ctx context.Context) error {
+	pctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.pushLoop(pctx)
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	return a.runPull(ctx)
+}
+
+func (a *Agent) runPull(ctx context.Context) error {
 	bo := backoff{min: a.cfg.BackoffMin, max: a.cfg.BackoffMax}
 	el := errorLog{log: a.log, interval: a.cfg.ErrorLogInterval}
 	for {
@@ -155,8 +199,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// SyncNow pulls without waiting until the edge has caught up with the hub's head and
-// returns the number of changes applied.
+// SyncNow pulls without waiting until the edge has caught up with the hub's head, then
+// pushes the outbox if it holds local writes, and returns the number of pulled changes
+// applied.
 func (a *Agent) SyncNow(ctx context.Context) (applied int, err error) {
 	for {
 		res, err := a.step(ctx, 0)
@@ -166,9 +211,18 @@ func (a *Agent) SyncNow(ctx context.Context) (applied int, err error) {
 		}
 		if res.caughtUp {
 			a.setState(StateIdle)
-			return applied, nil
+			break
 		}
 	}
+	if err := a.countPending(ctx); err != nil {
+		return applied, err
+	}
+	if a.Status().Pending > 0 {
+		if _, err := a.PushNow(ctx); err != nil {
+			return applied, err
+		}
+	}
+	return applied, nil
 }
 
 // step runs one pull under the pull lock, cancelled by ctx or Close.
@@ -204,7 +258,14 @@ func (a *Agent) Close() error {
 	a.pullMu.Lock()
 	defer a.pullMu.Unlock()
 	a.setCatalogue(nil, nil)
-	err := a.db.close()
+	a.pushMu.Lock()
+	var errs []error
+	if a.pconn != nil {
+		errs = append(errs, a.pconn.Close())
+		a.pconn = nil
+	}
+	a.pushMu.Unlock()
+	err := errors.Join(append(errs, a.db.close())...)
 	a.setState(StateClosed)
 	if err != nil {
 		return fmt.Errorf("close edge agent: %w", err)

@@ -27,6 +27,7 @@ func (b *backoff) reset() { b.window = 0 }
 // errorLog logs repeated failures at most once per interval, counting the rest, and
 // logs the recovery.
 type errorLog struct {
+	what       string // "pull from hub" when empty
 	log        *slog.Logger
 	interval   time.Duration
 	last       time.Time
@@ -45,7 +46,7 @@ func (e *errorLog) failed(err error, retryIn time.Duration) {
 		e.suppressed++
 		return
 	}
-	e.log.Warn("pull from hub failed; retrying", "err", err, "retry_in", retryIn.Round(time.Millisecond),
+	e.log.Warn(e.name()+" failed; retrying", "err", err, "retry_in", retryIn.Round(time.Millisecond),
 		"failures", e.failures, "suppressed", e.suppressed)
 	e.last, e.suppressed = now, 0
 }
@@ -54,6 +55,13 @@ func (e *errorLog) succeeded() {
 	if e.failures == 0 {
 		return
 	}
-	e.log.Info("pull from hub recovered", "failures", e.failures, "down_for", time.Since(e.firstAt).Round(time.Millisecond))
+	e.log.Info(e.name()+" recovered", "failures", e.failures, "down_for", time.Since(e.firstAt).Round(time.Millisecond))
 	e.failures, e.suppressed, e.last = 0, 0, time.Time{}
+}
+
+func (e *errorLog) name() string {
+	if e.what == "" {
+		return "pull from hub"
+	}
+	return e.what
 }

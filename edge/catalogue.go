@@ -31,6 +31,22 @@ type table struct {
 	lastCols []int                // the column set of lastStmt
 	lastStmt *sql.Stmt
 	del      *sql.Stmt
+
+	// Rebase and version statements on the agent's connection.
+	pendQ, rvSet, rvDel *sql.Stmt
+}
+
+// stmt returns *cache, preparing the query build returns on conn the first time.
+func (t *table) stmt(ctx context.Context, conn *sql.Conn, cache **sql.Stmt, build func() string) (*sql.Stmt, error) {
+	if *cache != nil {
+		return *cache, nil
+	}
+	st, err := conn.PrepareContext(ctx, build())
+	if err != nil {
+		return nil, fmt.Errorf("prepare a statement on %s: %w", t.local, err)
+	}
+	*cache = st
+	return st, nil
 }
 
 func newTable(src *cdc.Table, local string, present map[string]bool) (*table, error) {
@@ -58,10 +74,13 @@ func (t *table) close() error {
 	for _, s := range t.upserts {
 		errs = append(errs, s.Close())
 	}
-	if t.del != nil {
-		errs = append(errs, t.del.Close())
+	for _, st := range []*sql.Stmt{t.del, t.pendQ, t.rvSet, t.rvDel} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
 	}
 	t.upserts, t.lastStmt, t.lastCols, t.del = map[string]*sql.Stmt{}, nil, nil, nil
+	t.pendQ, t.rvSet, t.rvDel = nil, nil, nil
 	return errors.Join(errs...)
 }
 

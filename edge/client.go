@@ -167,3 +167,76 @@ func (c *hubClient) page(ctx context.Context, since int64, cursor string, wait t
 }
 
 var errNoCursor = errors.New("the hub sent a page without commit and without a cursor to continue it")
+
+// gzipPushOver is the request size above which a push body is gzip-compressed.
+const gzipPushOver = 8 << 10
+
+// push sends one batch with POST /v1/push. Answers other than 200 become *HubError.
+func (c *hubClient) push(ctx context.Context, req *syncproto.PushRequest) (*syncproto.PushResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("push batch %s: encode: %w", req.BatchID, err)
+	}
+	gz := len(body) > gzipPushOver
+	if gz {
+		var zb bytes.Buffer
+		zw := gzip.NewWriter(&zb)
+		if _, err := zw.Write(body); err != nil {
+			return nil, fmt.Errorf("push batch %s: gzip: %w", req.BatchID, err)
+		}
+		if err := zw.Close(); err != nil {
+			return nil, fmt.Errorf("push batch %s: gzip: %w", req.BatchID, err)
+		}
+		body = zb.Bytes()
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.reqTimout)
+	defer cancel()
+	target := c.base + "/v1/push"
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build request for %s: %w", target, err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	if gz {
+		hreq.Header.Set("Content-Encoding", "gzip")
+	}
+	hreq.Header.Set("Accept", "application/json")
+	hreq.Header.Set("Accept-Encoding", "gzip")
+	hreq.Header.Set("User-Agent", "synchub-edge")
+	hreq.Header.Set("X-Synchub-Edge-Id", c.edgeID)
+	resp, err := c.http.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("push batch %s: %w", req.BatchID, err)
+	}
+	defer resp.Body.Close()
+	var r io.Reader = resp.Body
+	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("push batch %s: read the answer: gzip: %w", req.BatchID, err)
+		}
+		r = zr
+	}
+	rb, err := io.ReadAll(io.LimitReader(r, maxBody))
+	if err != nil {
+		return nil, fmt.Errorf("push batch %s: read the answer: %w", req.BatchID, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		he := &HubError{Status: resp.StatusCode}
+		var e syncproto.Error
+		if json.Unmarshal(rb, &e) == nil && e.Code != "" {
+			he.Code, he.Message = e.Code, e.Message
+		} else {
+			he.Message = strings.TrimSpace(string(rb[:min(len(rb), 200)]))
+			if he.Message == "" {
+				he.Message = http.StatusText(resp.StatusCode)
+			}
+		}
+		return nil, fmt.Errorf("push batch %s: %w", req.BatchID, he)
+	}
+	var pr syncproto.PushResponse
+	if err := json.Unmarshal(rb, &pr); err != nil {
+		return nil, fmt.Errorf("push batch %s: decode the hub's answer: %w", req.BatchID, err)
+	}
+	return &pr, nil
+}

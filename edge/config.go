@@ -35,6 +35,14 @@ type Config struct {
 	// BusyTimeout is how long a local statement waits for a lock held by another
 	// connection (the application's) before failing.
 	BusyTimeout time.Duration
+	// PushBatch is the most changes sent in one push (1..10000).
+	PushBatch int
+	// PushInterval is how often Run looks for local writes to push (more than 0).
+	PushInterval time.Duration
+	// OnConflict, when set, is called after a push answer that resolved a conflict or
+	// rejected a change has been applied locally. It runs on the pushing goroutine and
+	// must not call the Agent's methods that push or pull.
+	OnConflict func(ConflictEvent)
 	// Tables, when not empty, limits syncing to these captured tables, named as in the
 	// hub's schema ("public.orders") or by their local name ("orders").
 	Tables []string
@@ -52,6 +60,8 @@ func DefaultConfig() Config {
 		BackoffMax:       30 * time.Second,
 		ErrorLogInterval: time.Minute,
 		BusyTimeout:      5 * time.Second,
+		PushBatch:        500,
+		PushInterval:     time.Second,
 	}
 }
 
@@ -112,6 +122,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("edge config: error_log_interval is %v; set 0 or more", c.ErrorLogInterval)
 	case c.BusyTimeout < 0:
 		return fmt.Errorf("edge config: busy_timeout is %v; set 0 or more", c.BusyTimeout)
+	case c.PushBatch < 1 || c.PushBatch > 10000:
+		return fmt.Errorf("edge config: push_batch is %d; set it between 1 and 10000", c.PushBatch)
+	case c.PushInterval <= 0:
+		return fmt.Errorf("edge config: push_interval is %v; set a positive duration such as 1s", c.PushInterval)
 	}
 	for _, t := range c.Tables {
 		if strings.TrimSpace(t) == "" {

@@ -23,6 +23,9 @@ const (
 	metaHubURL        = "hub_url"
 	metaEdgeID        = "edge_id"
 	metaTables        = "tables"
+	metaVersionFloor  = "version_floor" // the version every row without a _synchub_rowver entry is at
+	metaBootstrapping = "bootstrapping" // "1" from a pull at since=0 until the edge has caught up
+	metaHLC           = "hlc"           // the edge's hybrid logical clock, in syncproto.HLC text form
 )
 
 // localDB is the edge's SQLite database. The agent writes only through conn, one
@@ -70,8 +73,54 @@ func (l *localDB) init(ctx context.Context) error {
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("journal mode is %q, not WAL", mode)
 	}
-	_, err = conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS _synchub_meta (k TEXT PRIMARY KEY, v)`)
-	return err
+	for _, q := range localDDL {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("create the agent's tables: %w", err)
+		}
+	}
+	return nil
+}
+
+// localDDL creates the agent's own tables. See the package documentation for their
+// meaning.
+var localDDL = []string{
+	`CREATE TABLE IF NOT EXISTS _synchub_meta (k TEXT PRIMARY KEY, v)`,
+	`CREATE TABLE IF NOT EXISTS _synchub_ctl (id INTEGER PRIMARY KEY CHECK (id = 1), applying INTEGER NOT NULL)`,
+	`INSERT OR IGNORE INTO _synchub_ctl (id, applying) VALUES (1, 0)`,
+	`CREATE TABLE IF NOT EXISTS _synchub_outbox (
+		seq INTEGER PRIMARY KEY AUTOINCREMENT,
+		tbl TEXT NOT NULL,
+		ktext TEXT NOT NULL,
+		nktext TEXT NOT NULL,
+		key_json TEXT NOT NULL,
+		op TEXT NOT NULL CHECK (op IN ('i', 'u', 'd')),
+		row_json TEXT,
+		base_version INTEGER NOT NULL,
+		base_json TEXT,
+		wall INTEGER NOT NULL,
+		hlc TEXT,
+		batch_id TEXT)`,
+	`CREATE INDEX IF NOT EXISTS _synchub_outbox_key ON _synchub_outbox (tbl, ktext)`,
+	`CREATE INDEX IF NOT EXISTS _synchub_outbox_nkey ON _synchub_outbox (tbl, nktext)`,
+	`CREATE INDEX IF NOT EXISTS _synchub_outbox_batch ON _synchub_outbox (batch_id)`,
+	`CREATE TABLE IF NOT EXISTS _synchub_rowver (
+		tbl TEXT NOT NULL,
+		ktext TEXT NOT NULL,
+		version INTEGER NOT NULL,
+		PRIMARY KEY (tbl, ktext)) WITHOUT ROWID`,
+	`CREATE TABLE IF NOT EXISTS _synchub_rejected (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		seq INTEGER NOT NULL,
+		tbl TEXT NOT NULL,
+		key_json TEXT,
+		op TEXT NOT NULL,
+		row_json TEXT,
+		base_version INTEGER NOT NULL,
+		reason TEXT NOT NULL,
+		code TEXT NOT NULL,
+		batch_id TEXT,
+		at INTEGER NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS _synchub_capture (tbl TEXT PRIMARY KEY)`,
 }
 
 func (l *localDB) close() error {
@@ -93,8 +142,8 @@ func (l *localDB) begin(ctx context.Context) error {
 	if l.inTx {
 		return errors.New("begin local transaction: one is already open")
 	}
-	if _, err := l.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return fmt.Errorf("begin local transaction: %w", err)
+	if err := beginApplying(ctx, l.conn); err != nil {
+		return err
 	}
 	l.inTx = true
 	return nil
@@ -104,10 +153,37 @@ func (l *localDB) commit(ctx context.Context) error {
 	if !l.inTx {
 		return errors.New("commit local transaction: none is open")
 	}
-	if _, err := l.conn.ExecContext(ctx, "COMMIT"); err != nil {
-		return fmt.Errorf("commit local transaction: %w", err)
+	if err := commitApplying(ctx, l.conn); err != nil {
+		return err
 	}
 	l.inTx = false
+	return nil
+}
+
+// beginApplying starts a write transaction on conn in which the capture triggers stay
+// silent: changes the agent applies (pulled changes, push answers) are not local writes.
+// IMMEDIATE takes the write lock now, so a concurrent writer cannot make a later
+// statement fail with SQLITE_BUSY midway.
+func beginApplying(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("begin local transaction: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, `UPDATE _synchub_ctl SET applying = 1 WHERE id = 1`); err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return fmt.Errorf("begin local transaction: set the applying flag: %w", err)
+	}
+	return nil
+}
+
+// commitApplying clears the applying flag and commits, so the flag is never seen set
+// by another connection.
+func commitApplying(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, `UPDATE _synchub_ctl SET applying = 0 WHERE id = 1`); err != nil {
+		return fmt.Errorf("commit local transaction: clear the applying flag: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit local transaction: %w", err)
+	}
 	return nil
 }
 

@@ -25,6 +25,8 @@ type entry struct {
 	Version int64
 	Seq     int
 	Last    bool
+	Origin  []byte // the edge whose push wrote this version, or empty
+	TS      int64  // source commit time, Unix microseconds
 	Changes []change
 }
 
@@ -126,6 +128,10 @@ func decodeEntries(b []byte, i int, out []entry) ([]entry, int, error) {
 				e.Seq = int(n)
 			case "last":
 				e.Last, err = parseBool(v)
+			case "origin":
+				e.Origin, err = parseString(v)
+			case "ts":
+				e.TS, err = parseInt(v)
 			}
 			if err != nil {
 				return 0, fmt.Errorf("%s: %w", key, err)

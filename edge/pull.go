@@ -11,6 +11,8 @@ import (
 // pullResult is what one pull did.
 type pullResult struct {
 	applied  int  // changes applied to synced tables
+	echoes   int  // the edge's own pushed changes coming back (only versions recorded)
+	rebased  int  // changes to rows with pending local changes, left to the push
 	caughtUp bool // the last page reached the hub's head
 }
 
@@ -25,6 +27,10 @@ func (a *Agent) pull(ctx context.Context, wait time.Duration) (res pullResult, e
 	}()
 	since, cursor := a.watermark, ""
 	rebootstrapping := false
+	a.pullMaxTS = 0
+	if since == 0 {
+		a.bootstrapping = true
+	}
 	if a.needBootstrap {
 		if err := a.startRebootstrap(ctx, "the table selection changed or a synced table is missing"); err != nil {
 			return res, err
@@ -74,6 +80,9 @@ func (a *Agent) pull(ctx context.Context, wait time.Duration) (res pullResult, e
 			}
 		}
 		if len(p.Entries) == 0 && p.Commit && !a.db.inTx && p.Next == since {
+			if err := a.endBootstrap(ctx); err != nil {
+				return res, err
+			}
 			return pullResult{caughtUp: true}, nil
 		}
 		if !a.db.inTx {
@@ -81,8 +90,10 @@ func (a *Agent) pull(ctx context.Context, wait time.Duration) (res pullResult, e
 				return res, err
 			}
 		}
-		n, err := a.applyPage(p)
-		res.applied += n
+		st, err := a.applyPage(p)
+		res.applied += st.applied
+		res.echoes += st.echoes
+		res.rebased += st.rebased
 		if err != nil {
 			return res, err
 		}
@@ -96,13 +107,16 @@ func (a *Agent) pull(ctx context.Context, wait time.Duration) (res pullResult, e
 		if p.Next < since {
 			return res, fmt.Errorf("the hub committed a page at %d, behind its since %d", p.Next, since)
 		}
-		if err := a.commit(ctx, p.Next, rebootstrapping); err != nil {
+		res.caughtUp = len(p.Entries) == 0 || p.Next >= p.Head
+		if err := a.commit(ctx, p.Next, rebootstrapping, res.caughtUp); err != nil {
 			return res, err
 		}
-		res.caughtUp = len(p.Entries) == 0 || p.Next >= p.Head
 		a.updateStatus(func(s *Status) {
 			s.Watermark, s.SchemaVersion, s.LastCommit = p.Next, a.schemaVersion(), time.Now()
 			s.Applied += int64(res.applied)
+			s.AppliedForeign += int64(res.applied)
+			s.EchoesSkipped += int64(res.echoes)
+			s.Rebased += int64(res.rebased)
 		})
 		if rebootstrapping {
 			a.log.Info("re-bootstrap committed", "watermark", p.Next, "changes", res.applied)
@@ -111,10 +125,29 @@ func (a *Agent) pull(ctx context.Context, wait time.Duration) (res pullResult, e
 	}
 }
 
-// commit writes the watermark and ends the open transaction.
-func (a *Agent) commit(ctx context.Context, next int64, rebootstrapped bool) error {
+// commit writes the watermark, the version floor while bootstrapping and the clock, and
+// ends the open transaction.
+func (a *Agent) commit(ctx context.Context, next int64, rebootstrapped, caughtUp bool) error {
 	if err := a.db.setMeta(ctx, metaWatermark, strconv.FormatInt(next, 10)); err != nil {
 		return err
+	}
+	if a.bootstrapping {
+		// Every row without a recorded version is as of this watermark.
+		if err := a.db.setMeta(ctx, metaVersionFloor, strconv.FormatInt(next, 10)); err != nil {
+			return err
+		}
+		flag := "1"
+		if caughtUp {
+			flag = "0"
+		}
+		if err := a.db.setMeta(ctx, metaBootstrapping, flag); err != nil {
+			return err
+		}
+	}
+	if a.pullMaxTS > 0 {
+		if err := a.db.setMeta(ctx, metaHLC, a.clock.observe(a.pullMaxTS).String()); err != nil {
+			return err
+		}
 	}
 	if a.filterDirty {
 		if err := a.db.setMeta(ctx, metaTables, filterKey(a.cfg.Tables)); err != nil {
@@ -126,6 +159,10 @@ func (a *Agent) commit(ctx context.Context, next int64, rebootstrapped bool) err
 	}
 	a.watermark = next
 	a.filterDirty = false
+	a.pullMaxTS = 0
+	if caughtUp {
+		a.bootstrapping = false
+	}
 	if rebootstrapped {
 		a.needBootstrap = false
 	}
@@ -136,6 +173,7 @@ func (a *Agent) commit(ctx context.Context, next int64, rebootstrapped bool) err
 // memory (schema, tables). A connection that cannot roll back is discarded.
 func (a *Agent) abort(ctx context.Context) error {
 	var errs []error
+	a.pullMaxTS = 0
 	if err := a.db.rollback(); err != nil {
 		errs = append(errs, err)
 		a.setCatalogue(nil, nil)
@@ -146,6 +184,11 @@ func (a *Agent) abort(ctx context.Context) error {
 	if _, err := a.loadCatalogue(context.WithoutCancel(ctx)); err != nil {
 		errs = append(errs, fmt.Errorf("reload local schema after rollback: %w", err))
 	}
+	b, _, err := a.db.getMeta(context.WithoutCancel(ctx), metaBootstrapping)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	a.bootstrapping = b == "1" || a.watermark == 0
 	return errors.Join(errs...)
 }
 
@@ -185,14 +228,37 @@ func (a *Agent) startRebootstrap(ctx context.Context, reason string) error {
 	if _, err := a.applySchema(ctx, s); err != nil {
 		return err
 	}
+	busy, err := a.outboxBusy(ctx)
+	if err != nil {
+		return err
+	}
 	for _, t := range a.tables {
-		if _, err := a.db.conn.ExecContext(ctx, "DELETE FROM "+t.quoted); err != nil {
+		if err := a.emptyTable(ctx, t, busy); err != nil {
 			return fmt.Errorf("empty local table %s for re-bootstrap: %w", t.local, err)
 		}
 	}
+	if _, err := a.db.conn.ExecContext(ctx, `DELETE FROM _synchub_rowver`); err != nil {
+		return fmt.Errorf("forget row versions for re-bootstrap: %w", err)
+	}
+	a.bootstrapping = true
 	if err := a.db.setMeta(ctx, metaWatermark, "0"); err != nil {
 		return err
 	}
 	a.log.Info("re-bootstrap started", "reason", reason, "tables", len(a.tables), "schema_version", s.Version)
+	return nil
+}
+
+// endBootstrap records that the edge has caught up after pulling from version 0, so
+// later pulls record per-row versions.
+func (a *Agent) endBootstrap(ctx context.Context) error {
+	if !a.bootstrapping {
+		return nil
+	}
+	if a.watermark > 0 {
+		if err := a.db.setMeta(ctx, metaBootstrapping, "0"); err != nil {
+			return err
+		}
+	}
+	a.bootstrapping = false
 	return nil
 }

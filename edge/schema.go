@@ -79,6 +79,17 @@ func (a *Agent) applySchema(ctx context.Context, s *cdc.Schema) (rebuilt bool, e
 	if len(unmatched) > 0 {
 		a.log.Warn("tables setting names tables the hub does not capture", "tables", unmatched, "schema_version", s.Version)
 	}
+	captured, err := capturedTables(ctx, a.db.conn)
+	if err != nil {
+		return false, err
+	}
+	for _, st := range sel {
+		if captured[st.src.Name] {
+			if err := dropTriggers(ctx, a.db.conn, st.local); err != nil {
+				return false, err
+			}
+		}
+	}
 	for _, st := range sel {
 		r, err := a.syncTableDef(ctx, st)
 		if err != nil {
@@ -103,6 +114,11 @@ func (a *Agent) applySchema(ctx context.Context, s *cdc.Schema) (rebuilt bool, e
 			return false, err
 		}
 		tables[st.src.Name] = t
+		if captured[st.src.Name] {
+			if err := installTriggers(ctx, a.db.conn, t); err != nil {
+				return false, err
+			}
+		}
 	}
 	a.setCatalogue(s, tables)
 	a.log.Info("applied hub schema", "schema_version", s.Version, "tables", len(tables), "rebuilt", rebuilt)
@@ -266,7 +282,9 @@ func (a *Agent) setCatalogue(s *cdc.Schema, tables map[string]*table) {
 			a.log.Debug("close prepared statements", "table", t.source, "err", err)
 		}
 	}
+	a.catMu.Lock()
 	a.schema, a.tables = s, tables
+	a.catMu.Unlock()
 }
 
 func (a *Agent) schemaVersion() int64 {

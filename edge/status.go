@@ -27,9 +27,25 @@ type Status struct {
 	LastPull      time.Time `json:"last_pull"`      // when the last page arrived
 	LastCommit    time.Time `json:"last_commit"`    // when changes were last committed locally
 	Applied       int64     `json:"applied"`        // changes applied since Open
-	Rebootstraps  int       `json:"rebootstraps"`   // re-bootstraps since Open
-	LastError     string    `json:"last_error,omitempty"`
-	LastErrorTime time.Time `json:"last_error_time"`
+	// AppliedForeign counts pulled changes written to the local tables since Open (all
+	// but the edge's own echoes and changes to rows with pending local writes).
+	AppliedForeign int64 `json:"applied_foreign"`
+	// EchoesSkipped counts pulled changes that were this edge's own pushed writes: only
+	// the row version was recorded.
+	EchoesSkipped int64 `json:"echoes_skipped"`
+	// Rebased counts pulled changes to rows with pending local writes, which stayed as
+	// the edge wrote them until the push settles them.
+	Rebased        int64     `json:"rebased"`
+	Pending        int64     `json:"pending"`        // outbox entries not yet answered by the hub
+	RejectedTotal  int64     `json:"rejected_total"` // rows in _synchub_rejected
+	Pushed         int64     `json:"pushed"`         // changes the hub answered since Open
+	Conflicts      int64     `json:"conflicts"`      // conflicts the hub reported since Open
+	LastPush       time.Time `json:"last_push"`      // when the hub last answered a push
+	LastPushError  string    `json:"last_push_error,omitempty"`
+	LastPushErrorT time.Time `json:"last_push_error_time"`
+	Rebootstraps   int       `json:"rebootstraps"` // re-bootstraps since Open
+	LastError      string    `json:"last_error,omitempty"`
+	LastErrorTime  time.Time `json:"last_error_time"`
 }
 
 func (a *Agent) setState(s State) {
