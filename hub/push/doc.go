@@ -1,0 +1,50 @@
+// Package push is the hub's side of edge pushes: it validates an edge's batch of
+// changes against the captured schema, detects conflicts with the change log's row
+// index, resolves them by the table's policy (package hub/conflict), writes the
+// winners to the central database through the source's cdc.Applier in one
+// transaction tagged with the edge and batch id, and answers per change.
+//
+// # Idempotency and crash safety
+//
+// Every batch id is recorded in the meta database (a SQLite file next to the change
+// log, see DefaultMetaPath). Pushes of one batch id are serialised by a per-batch lock.
+// Before the central-database write the batch is recorded as "applying" together with
+// its plan (the answers decided so far and the rows to be written) and the change
+// log's head; after the write, the answers (with versions, conflict ids and rejection
+// reasons), the manual conflicts and the rejected changes are stored in one meta
+// transaction that marks the batch "done". A re-sent batch id that is done gets the
+// stored answer and nothing is applied again.
+//
+// A batch found "applying" was interrupted (the hub stopped, or storing the answer
+// failed) and its write may or may not have committed. The hub never applies it again
+// while that is unknown. It decides as follows:
+//
+//  1. The ingest loop records every committed write-back transaction's batch id and
+//     version in landed_batches (and wakes waiting pushes). If the batch is there, or
+//     lands within WaitTimeout, the write committed.
+//  2. Otherwise the row index is consulted: a row of the batch whose latest version is
+//     newer than the recorded head and was written by the pushing edge shows the write
+//     committed (this covers a hub that stopped between the change-log commit and the
+//     landed_batches insert). Edges push their batches one after another, so no later
+//     batch of the same edge can have written the row.
+//  3. Otherwise, once the change log holds a source transaction committed more than
+//     LandingGrace after the batch was recorded, the write cannot have committed (the
+//     source delivers in commit order), so the record is dropped and the batch is
+//     applied afresh, with conflict detection against the current state.
+//  4. Otherwise the outcome is not known yet: the push is answered 503 (KindPending) and
+//     the edge retries later. A central database with no other writes keeps such a
+//     batch pending until its next write is captured.
+//
+// When the write committed but its per-change results were lost, a written change is
+// reported applied if the row's latest version is the batch's version, and otherwise
+// rejected with code "constraint" and a reason saying the database's message was lost
+// (a later write to the same row can make an applied change look refused this way).
+//
+// # Concurrency
+//
+// Detection and the central-database write of different batches are serialised, and a
+// row written by a batch whose transaction has not been captured yet counts as the
+// latest version of that row (origin: the writing edge) for the batches after it, so
+// two edges writing the same row in quick succession still see each other's write.
+// Waiting for the capture happens outside that section.
+package push
