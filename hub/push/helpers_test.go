@@ -68,9 +68,15 @@ type fakeDB struct {
 	failTx error
 	// capture: append committed writes to the change log and notify svc.
 	capture bool
-	// crashAfterCommit makes Apply commit and then fail as if the hub died: the
-	// transaction is written (and captured) but no result is returned.
-	svc *Service
+	// interrupt, when set, makes the next Apply behave as if the hub stopped during
+	// it: it calls interrupt (cancelling the push's context) and returns its error,
+	// after committing the transaction when interruptAfterCommit is set.
+	interrupt            func()
+	interruptAfterCommit bool
+	// skipLanded captures writes without telling the service, as when the hub stops
+	// between the change-log commit and recording the landing.
+	skipLanded bool
+	svc        *Service
 	wg  sync.WaitGroup
 }
 
@@ -91,6 +97,20 @@ func (f *fakeDB) Apply(ctx context.Context, tag cdc.Tag, changes []cdc.Change) (
 	if f.failTx != nil {
 		return nil, f.failTx
 	}
+	if f.interrupt != nil {
+		interrupt := f.interrupt
+		f.interrupt = nil
+		if f.interruptAfterCommit {
+			for _, c := range changes {
+				if err := f.applyLocked(c); err != nil {
+					f.t.Errorf("interrupted apply: %v", err)
+				}
+			}
+			f.captureLocked(tag, changes)
+		}
+		interrupt()
+		return nil, ctx.Err()
+	}
 	results := make([]cdc.ApplyResult, len(changes))
 	var written []cdc.Change
 	for i, c := range changes {
@@ -107,14 +127,24 @@ func (f *fakeDB) Apply(ctx context.Context, tag cdc.Tag, changes []cdc.Change) (
 		written = append(written, c)
 	}
 	if f.capture && len(written) > 0 {
-		v := f.appendLocked(tag.Origin, tag.Batch, written)
-		f.wg.Add(1)
-		go func() { // the ingest loop runs on its own goroutine
-			defer f.wg.Done()
-			f.svc.Landed(context.Background(), []Landing{{Batch: tag.Batch, Version: v}})
-		}()
+		f.captureLocked(tag, written)
 	}
 	return results, nil
+}
+
+// captureLocked appends a committed write to the change log and, unless skipLanded,
+// reports its landing from another goroutine, as the ingest loop would.
+func (f *fakeDB) captureLocked(tag cdc.Tag, written []cdc.Change) {
+	v := f.appendLocked(tag.Origin, tag.Batch, written)
+	if f.skipLanded {
+		return
+	}
+	svc := f.svc
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		svc.Landed(context.Background(), []Landing{{Batch: tag.Batch, Version: v}})
+	}()
 }
 
 func (f *fakeDB) applyLocked(c cdc.Change) error {
