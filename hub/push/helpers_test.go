@@ -77,7 +77,7 @@ type fakeDB struct {
 	// between the change-log commit and recording the landing.
 	skipLanded bool
 	svc        *Service
-	wg  sync.WaitGroup
+	wg         sync.WaitGroup
 }
 
 type applyCall struct {
