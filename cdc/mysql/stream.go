@@ -1,0 +1,494 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/synchub/synchub/cdc"
+)
+
+// mapping is how the stream treats the rows of one table map.
+type mapping struct {
+	tm     *replication.TableMapEvent
+	def    *tableDef // nil for a table that is not captured
+	origin bool      // the origin table: rows tag the transaction
+	// originIdx and batchIdx locate the origin table's columns.
+	originIdx, batchIdx int
+}
+
+// streamer is the state of one Stream call.
+type streamer struct {
+	s        *Source
+	h        cdc.Handler
+	gtid     *gtidTracker
+	file     string
+	maps     map[uint64]*mapping
+	originDB string
+
+	inTx          bool
+	part          *cdc.Tx
+	partsSent     int
+	origin, batch string
+	pendingTables []cdc.Table
+	idlePending   bool
+	// payloadEnd, when set, is the end position of the compressed transaction payload
+	// whose inner events are being handled (their own positions are relative).
+	payloadEnd uint32
+}
+
+// Stream reads the binlog from the snapshot's position (or the resumed one) and
+// delivers committed transactions to h until ctx is cancelled or the connection fails.
+// See cdc.Source.
+func (s *Source) Stream(ctx context.Context, h cdc.Handler) error {
+	if s.meta == nil {
+		return errors.New("mysql: Stream called before Start")
+	}
+	if s.streamed {
+		return errors.New("mysql: Stream called twice; Close and Start again")
+	}
+	s.streamed = true
+	if s.snap != nil {
+		s.log.Warn("streaming without reading the prepared snapshot")
+		s.releaseSnapshot()
+		s.needSnap = false
+	}
+	if s.startPos.IsZero() {
+		return errors.New("mysql: Stream has no position to start from")
+	}
+	tracker, err := newGTIDTracker(s.flavour, s.startPos.GTID)
+	if err != nil {
+		return &cdc.Error{Op: "start binlog stream", Err: err}
+	}
+	syncer, err := s.newSyncer()
+	if err != nil {
+		return err
+	}
+	s.syncer = syncer
+	var bs *replication.BinlogStreamer
+	if s.startPos.GTID != "" {
+		set, perr := parseGTIDSet(s.flavour, s.startPos.GTID)
+		if perr != nil {
+			return &cdc.Error{Op: "start binlog stream", Err: perr}
+		}
+		bs, err = syncer.StartSyncGTID(set)
+	} else {
+		bs, err = syncer.StartSync(gomysql.Position{Name: s.startPos.File, Pos: s.startPos.Offset})
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return classifyStream("start binlog stream", err)
+	}
+	s.log.Info("streaming", "position", s.startPos.String(), "server_id", s.serverID)
+	st := &streamer{
+		s:        s,
+		h:        h,
+		gtid:     tracker,
+		file:     s.startPos.File,
+		maps:     make(map[uint64]*mapping),
+		originDB: s.cfg.originDatabase(),
+		part:     &cdc.Tx{},
+	}
+	return st.run(ctx, bs)
+}
+
+// classifyStream classifies an error of the binlog connection: a purged position is
+// lost, a missing grant is a configuration error, anything else is retryable.
+func classifyStream(op string, err error) error {
+	if me := serverError(err); me != nil {
+		switch me.Code {
+		case errMasterFatalReading:
+			return positionLost(op, me)
+		case errSpecificAccessDenied, errAccessDenied:
+			return configError(op, me, grantFix)
+		}
+	}
+	if errors.Is(err, replication.ErrNeedSyncAgain) || errors.Is(err, replication.ErrSyncClosed) {
+		return transientError(op, errors.New("the binlog connection was closed"))
+	}
+	return transientError(op, fmt.Errorf("binlog connection failed: %w", err))
+}
+
+func (st *streamer) run(ctx context.Context, bs *replication.BinlogStreamer) error {
+	idleWait := st.s.cfg.IdleWait
+	for {
+		var ev *replication.BinlogEvent
+		var err error
+		if st.idlePending && !st.inTx {
+			wctx, cancel := context.WithTimeout(ctx, idleWait)
+			ev, err = bs.GetEvent(wctx)
+			cancel()
+			if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				st.idlePending = false
+				if err := st.h.Idle(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+		} else {
+			ev, err = bs.GetEvent(ctx)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return classifyStream("stream", err)
+		}
+		if err := st.handle(ctx, ev); err != nil {
+			return err
+		}
+	}
+}
+
+// handle processes one binlog event.
+func (st *streamer) handle(ctx context.Context, ev *replication.BinlogEvent) error {
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		st.file = string(e.NextLogName)
+	case *replication.MariadbGTIDEvent:
+		st.begin()
+		st.gtid.beginMariaDB(e.GTID)
+		// A MariaDB GTID event opens the transaction; a standalone one (DDL) is
+		// followed by the single statement that is the whole transaction.
+		st.inTx = !e.IsStandalone()
+	case *replication.GTIDEvent:
+		st.begin()
+		if err := st.gtid.beginMySQL(e.SID, e.Tag, e.GNO); err != nil {
+			return &cdc.Error{Op: "stream", Err: err}
+		}
+	case *replication.GtidTaggedLogEvent:
+		st.begin()
+		if err := st.gtid.beginMySQL(e.SID, e.Tag, e.GNO); err != nil {
+			return &cdc.Error{Op: "stream", Err: err}
+		}
+	case *replication.QueryEvent:
+		return st.query(ctx, ev.Header, e)
+	case *replication.XIDEvent:
+		return st.commit(ctx, ev.Header)
+	case *replication.RowsEvent:
+		return st.rows(ctx, ev.Header, e)
+	case *replication.TransactionPayloadEvent:
+		st.payloadEnd = ev.Header.LogPos
+		defer func() { st.payloadEnd = 0 }()
+		for _, inner := range e.Events {
+			if err := st.handle(ctx, inner); err != nil {
+				return err
+			}
+		}
+	case *replication.HeartbeatEvent:
+		if st.idlePending && !st.inTx {
+			st.idlePending = false
+			return st.h.Idle(ctx)
+		}
+	}
+	return nil
+}
+
+// begin starts a transaction's bookkeeping.
+func (st *streamer) begin() {
+	st.origin, st.batch = "", ""
+	st.partsSent = 0
+	st.inTx = false
+}
+
+func (st *streamer) query(ctx context.Context, hdr *replication.EventHeader, e *replication.QueryEvent) error {
+	q := strings.TrimSpace(string(e.Query))
+	switch strings.ToUpper(q) {
+	case "BEGIN":
+		if !st.inTx && st.partsSent == 0 && len(st.part.Changes) == 0 {
+			st.origin, st.batch = "", ""
+		}
+		st.inTx = true
+		return nil
+	case "COMMIT", "ROLLBACK":
+		// ROLLBACK ends a transaction whose non-transactional changes stay.
+		return st.commit(ctx, hdr)
+	}
+	if st.inTx {
+		return nil
+	}
+	// A statement outside BEGIN … COMMIT is a transaction of its own (DDL).
+	st.inTx = true
+	if err := st.ddl(ctx, q, string(e.Schema)); err != nil {
+		return err
+	}
+	return st.commit(ctx, hdr)
+}
+
+// ddl reacts to table DDL on captured tables: their definitions are read again and
+// announced in Tx.Tables; TRUNCATE and DROP become truncate changes.
+func (st *streamer) ddl(ctx context.Context, q, schema string) error {
+	stmt := parseDDL(q, schema)
+	if stmt.kind == ddlNone {
+		return nil
+	}
+	for _, name := range stmt.tables {
+		known, ok := st.s.tables[name]
+		if !ok {
+			continue
+		}
+		switch stmt.kind {
+		case ddlTruncate:
+			if err := st.add(ctx, cdc.Change{Table: name, Op: cdc.OpTruncate}); err != nil {
+				return err
+			}
+			continue
+		case ddlDrop:
+			st.s.log.Warn("a captured table was dropped; its rows are removed on edges", "table", name)
+			if err := st.add(ctx, cdc.Change{Table: name, Op: cdc.OpTruncate}); err != nil {
+				return err
+			}
+			continue
+		}
+		def, err := st.s.reloadTable(name)
+		if err != nil {
+			var ce *cdc.Error
+			if errors.As(err, &ce) && !ce.Transient {
+				// Renamed away or gone: its later rows will not appear. Keep the known
+				// definition; a table map for it reconciles it when it comes back.
+				st.s.log.Warn("a captured table changed and cannot be read now", "table", name, "err", err)
+				continue
+			}
+			return err
+		}
+		if !cdc.SameColumns(&known.table, &def.table) || !sameNullability(&known.table, &def.table) {
+			st.pendingTables = append(st.pendingTables, def.table)
+			st.s.log.Info("table definition changed", "table", name, "columns", len(def.table.Columns))
+		}
+		st.s.tables[name] = def
+		// Decode the next rows with the new definition.
+		for id, m := range st.maps {
+			if m.def == known {
+				delete(st.maps, id)
+			}
+		}
+	}
+	return nil
+}
+
+func sameNullability(a, b *cdc.Table) bool {
+	if len(a.Columns) != len(b.Columns) {
+		return false
+	}
+	for i := range a.Columns {
+		if a.Columns[i].Nullable != b.Columns[i].Nullable {
+			return false
+		}
+	}
+	return true
+}
+
+// commit ends the current transaction at the event with header hdr.
+func (st *streamer) commit(ctx context.Context, hdr *replication.EventHeader) error {
+	if err := st.gtid.commit(); err != nil {
+		return &cdc.Error{Op: "stream", Err: err}
+	}
+	end := hdr.LogPos
+	if st.payloadEnd != 0 {
+		end = st.payloadEnd
+	}
+	pos := Position{Flavour: st.s.flavour, File: st.file, Offset: end, GTID: st.gtid.String()}
+	st.inTx = false
+	st.s.lastSeen.Store(&pos)
+	if len(st.part.Changes) == 0 && len(st.pendingTables) == 0 && st.partsSent == 0 {
+		st.origin, st.batch = "", ""
+		return nil
+	}
+	commitTime := time.Unix(int64(hdr.Timestamp), 0).UTC()
+	err := st.deliver(ctx, true, pos, commitTime)
+	st.origin, st.batch = "", ""
+	st.partsSent = 0
+	return err
+}
+
+// add appends a change to the current part, first delivering the part when it is
+// full; the final part is delivered at commit, so it is never empty.
+func (st *streamer) add(ctx context.Context, ch cdc.Change) error {
+	if n := len(st.part.Changes); n > 0 && n >= st.s.cfg.MaxTxChanges {
+		if err := st.deliver(ctx, false, Position{}, time.Time{}); err != nil {
+			return err
+		}
+	}
+	st.part.Changes = append(st.part.Changes, ch)
+	return nil
+}
+
+func (st *streamer) deliver(ctx context.Context, final bool, pos Position, commitTime time.Time) error {
+	tx := st.part
+	tx.Origin = st.origin
+	tx.Batch = st.batch
+	tx.Tables = st.pendingTables
+	tx.More = !final
+	if final {
+		tx.Pos = pos
+		tx.CommitTime = commitTime
+		st.idlePending = true
+		st.s.lastDelivered.Store(&pos)
+	}
+	st.pendingTables = nil
+	st.part = &cdc.Tx{Changes: make([]cdc.Change, 0, min(len(tx.Changes), st.s.cfg.MaxTxChanges))}
+	st.partsSent++
+	return st.h.Tx(ctx, tx)
+}
+
+// mappingFor returns how to treat rows of the table map tm, reconciling captured
+// tables' definitions with it.
+func (st *streamer) mappingFor(id uint64, tm *replication.TableMapEvent) (*mapping, error) {
+	if m, ok := st.maps[id]; ok && m.tm == tm {
+		return m, nil
+	}
+	db, name := string(tm.Schema), string(tm.Table)
+	m := &mapping{tm: tm}
+	if db == st.originDB && name == OriginTable {
+		m.origin, m.originIdx, m.batchIdx = true, -1, -1
+		for i, n := range tm.ColumnNameString() {
+			switch n {
+			case "origin":
+				m.originIdx = i
+			case "batch":
+				m.batchIdx = i
+			}
+		}
+		st.maps[id] = m
+		return m, nil
+	}
+	full := db + "." + name
+	known, ok := st.s.tables[full]
+	if !ok {
+		st.maps[id] = m
+		return m, nil
+	}
+	def, changed, err := defFromMap(known, tm)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		st.pendingTables = append(st.pendingTables, def.table)
+		st.s.log.Info("table definition changed", "table", full, "columns", len(def.table.Columns))
+	}
+	st.s.tables[full] = def
+	m.def = def
+	st.maps[id] = m
+	return m, nil
+}
+
+func (st *streamer) rows(ctx context.Context, hdr *replication.EventHeader, e *replication.RowsEvent) error {
+	if e.Table == nil {
+		return &cdc.Error{Op: "stream", Err: fmt.Errorf("row event for table id %d without a table map", e.TableID)}
+	}
+	m, err := st.mappingFor(e.TableID, e.Table)
+	if err != nil {
+		return err
+	}
+	if !st.inTx {
+		st.inTx = true
+	}
+	kind := e.Type()
+	if kind == replication.EnumRowsEventTypeUnknown && hdr.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT {
+		kind = replication.EnumRowsEventTypeUpdate
+	}
+	if m.origin {
+		st.originRows(kind, m, e.Rows)
+		return nil
+	}
+	if m.def == nil {
+		return nil
+	}
+	def := m.def
+	switch kind {
+	case replication.EnumRowsEventTypeInsert:
+		for _, r := range e.Rows {
+			row, err := decodeRow(def, r)
+			if err != nil {
+				return err
+			}
+			if err := st.add(ctx, cdc.Change{Table: def.table.Name, Op: cdc.OpInsert, After: row}); err != nil {
+				return err
+			}
+		}
+	case replication.EnumRowsEventTypeDelete:
+		for _, r := range e.Rows {
+			row, err := decodeRow(def, r)
+			if err != nil {
+				return err
+			}
+			if err := st.add(ctx, cdc.Change{Table: def.table.Name, Op: cdc.OpDelete, Before: row}); err != nil {
+				return err
+			}
+		}
+	case replication.EnumRowsEventTypeUpdate:
+		if len(e.Rows)%2 != 0 {
+			return &cdc.Error{Op: "stream", Err: fmt.Errorf("update event on %s has an odd number of row images", def.table.Name)}
+		}
+		for i := 0; i < len(e.Rows); i += 2 {
+			before, err := decodeRow(def, e.Rows[i])
+			if err != nil {
+				return err
+			}
+			after, err := decodeRow(def, e.Rows[i+1])
+			if err != nil {
+				return err
+			}
+			if err := st.add(ctx, cdc.Change{Table: def.table.Name, Op: cdc.OpUpdate, Before: before, After: after}); err != nil {
+				return err
+			}
+		}
+	default:
+		return &cdc.Error{Op: "stream", Err: fmt.Errorf("unknown row event type %v on %s", hdr.EventType, def.table.Name)}
+	}
+	return nil
+}
+
+// originRows reads the edge id and batch from the origin table's new row image.
+func (st *streamer) originRows(kind replication.EnumRowsEventType, m *mapping, rows [][]any) {
+	var img []any
+	switch kind {
+	case replication.EnumRowsEventTypeInsert:
+		if len(rows) > 0 {
+			img = rows[len(rows)-1]
+		}
+	case replication.EnumRowsEventTypeUpdate:
+		if len(rows) >= 2 {
+			img = rows[len(rows)-1]
+		}
+	}
+	if img == nil {
+		return
+	}
+	text := func(i int) string {
+		if i < 0 || i >= len(img) {
+			return ""
+		}
+		switch v := img[i].(type) {
+		case string:
+			return v
+		case []byte:
+			return string(v)
+		}
+		return ""
+	}
+	st.origin, st.batch = text(m.originIdx), text(m.batchIdx)
+}
+
+// decodeRow converts one row image.
+func decodeRow(def *tableDef, r []any) (cdc.Row, error) {
+	if len(r) != len(def.table.Columns) {
+		return nil, &cdc.Error{Op: "stream", Err: fmt.Errorf("row of %s has %d columns, the table has %d", def.table.Name, len(r), len(def.table.Columns)),
+			Fix: "SET GLOBAL binlog_row_image = FULL"}
+	}
+	row := make(cdc.Row, len(r))
+	for i, v := range r {
+		val, err := binlogValue(&def.table.Columns[i], &def.cols[i], v)
+		if err != nil {
+			return nil, &cdc.Error{Op: "stream", Err: fmt.Errorf("table %s: %w", def.table.Name, err)}
+		}
+		row[i] = cdc.Field{Name: def.table.Columns[i].Name, Value: val}
+	}
+	return row, nil
+}
