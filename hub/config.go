@@ -9,6 +9,7 @@ import (
 
 	"github.com/synchub/synchub/hub/api"
 	"github.com/synchub/synchub/hub/changelog"
+	"github.com/synchub/synchub/hub/push"
 )
 
 // GCPercent is the garbage-collection target synchub's binary sets for a hub when
@@ -39,6 +40,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// API configures the sync API.
 	API api.Config
+	// Push configures edge pushes: conflict policies per table, the batch limit, how
+	// long a push waits for its write to be captured, and the meta database's path
+	// (push.DefaultMetaPath gives the usual place next to the change log). Its
+	// policies are checked by New, which knows the registered custom resolvers.
+	Push push.Config
 }
 
 // DefaultConfig returns the defaults documented in README.md.
@@ -57,6 +63,7 @@ func DefaultConfig() Config {
 		LagInterval:     5 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
 		API:             api.DefaultConfig(),
+		Push:            push.DefaultConfig(),
 	}
 }
 

@@ -20,7 +20,10 @@ import (
 
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/hub/api"
+	"github.com/synchub/synchub/hub/audit"
 	"github.com/synchub/synchub/hub/changelog"
+	"github.com/synchub/synchub/hub/conflict"
+	"github.com/synchub/synchub/hub/push"
 	"github.com/synchub/synchub/hub/syncproto"
 	"github.com/synchub/synchub/metrics"
 	"github.com/synchub/synchub/ui"
@@ -35,6 +38,14 @@ type Deps struct {
 	Registry prometheus.Registerer
 	Gatherer prometheus.Gatherer
 	Log      *slog.Logger
+	// Applier writes edge pushes to the central database; nil disables pushes (the
+	// push routes answer 503) for sources that cannot be written to.
+	Applier cdc.Applier
+	// Audit receives push, conflict, resolution and rejection events; nil records none.
+	Audit audit.Log
+	// Resolvers are custom conflict resolvers, by the name a table's policy uses in
+	// "custom:<name>".
+	Resolvers map[string]conflict.Resolver
 }
 
 // Hub is a running hub: ingest, sync API, compaction and lag measurement.
@@ -47,6 +58,7 @@ type Hub struct {
 	log   *slog.Logger
 	ready chan struct{}
 	addr  net.Addr
+	push  *push.Service // nil without an Applier
 }
 
 // New wires a hub; nothing runs until Run.
@@ -68,16 +80,33 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	if deps.Gatherer == nil {
 		return nil, errors.New("hub: Gatherer is required when Registry is given")
 	}
+	if err := cfg.Push.Validate(deps.Resolvers); err != nil {
+		return nil, err
+	}
 	h := &Hub{cfg: cfg, deps: deps, log: deps.Log, ready: make(chan struct{})}
 	h.m = metrics.NewHub(deps.Registry)
 	h.in = newIngester(cfg, deps.Source, deps.Store, h.m, deps.Log.With("component", "ingest"))
+	if deps.Applier != nil {
+		svc, err := push.Open(context.Background(), cfg.Push, push.Deps{
+			Store: deps.Store, Applier: deps.Applier, Audit: deps.Audit, Resolvers: deps.Resolvers,
+			Log: deps.Log.With("component", "push"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("push service: %w", err)
+		}
+		h.push = svc
+		h.in.landed = svc.Landed
+	}
 	srv, err := api.New(cfg.API, api.Deps{
 		Store:   deps.Store,
 		Status:  h.Status,
 		Ready:   h.readyErr,
 		Observe: h.observeRequest,
+		Push:    h.push,
+		Audit:   deps.Audit,
 	}, deps.Log.With("component", "api"))
 	if err != nil {
+		h.closePush()
 		return nil, fmt.Errorf("sync API: %w", err)
 	}
 	app := srv.App()
@@ -86,6 +115,7 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	app.Get("/ui", h.statusPage)
 	static, err := fs.Sub(ui.Static, "static")
 	if err != nil {
+		h.closePush()
 		return nil, err
 	}
 	app.Use("/ui/static", filesystem.New(filesystem.Config{Root: http.FS(static), MaxAge: 3600}))
@@ -169,10 +199,20 @@ func (h *Hub) Addr() net.Addr {
 	return h.addr
 }
 
+func (h *Hub) closePush() {
+	if h.push != nil {
+		if err := h.push.Close(); err != nil {
+			h.log.Warn("close push meta database", "err", err)
+		}
+	}
+}
+
 // Run serves until ctx is cancelled, then shuts down softly: the ingest loop finishes its
 // current append and ack, long-polls return, and connections close within
-// ShutdownTimeout.
+// ShutdownTimeout. The push service's meta database, opened by New, is closed when Run
+// returns; a Hub runs once.
 func (h *Hub) Run(ctx context.Context) error {
+	defer h.closePush()
 	ln, err := net.Listen("tcp", h.cfg.Listen)
 	if err != nil {
 		close(h.ready)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/hub/changelog"
+	"github.com/synchub/synchub/hub/push"
 	"github.com/synchub/synchub/metrics"
 )
 
@@ -42,6 +43,9 @@ type ingester struct {
 	lagBytes  int64
 	lastState changelog.State
 	tables    map[string]bool
+	// landed, when set, is told after each change-log commit which push batches'
+	// write-back transactions (Tx.Batch) it held, and at which versions.
+	landed func(ctx context.Context, landings []push.Landing)
 }
 
 func newIngester(cfg Config, src cdc.Source, store changelog.Store, m *metrics.Hub, log *slog.Logger) *ingester {
@@ -226,6 +230,18 @@ type writer struct {
 	lastTS  time.Time
 	txs     int
 	counts  map[countKey]int
+	// batchID is the push batch of the transaction being appended (any part may
+	// carry it); landed lists the push batches completed in this group, each with its
+	// index among the group's completed transactions.
+	batchID string
+	landed  []landedTx
+}
+
+// landedTx is a push batch's transaction completed in the current group: it is the
+// idx-th (from 0) of the group's completed transactions.
+type landedTx struct {
+	batch string
+	idx   int
 }
 
 type countKey struct {
@@ -250,6 +266,7 @@ func (w *writer) rollback() {
 		_ = w.batch.Rollback()
 		w.batch = nil
 	}
+	w.landed, w.batchID = w.landed[:0], ""
 }
 
 // Tx appends one transaction (or part) and commits when the group is full. Store calls
@@ -267,7 +284,14 @@ func (w *writer) Tx(ctx context.Context, tx *cdc.Tx) error {
 	for i := range tx.Changes {
 		w.counts[countKey{tx.Changes[i].Table, tx.Changes[i].Op}]++
 	}
+	if tx.Batch != "" {
+		w.batchID = tx.Batch
+	}
 	if !tx.More {
+		if w.batchID != "" {
+			w.landed = append(w.landed, landedTx{batch: w.batchID, idx: w.txs})
+			w.batchID = ""
+		}
 		w.lastPos, w.lastTS = tx.Pos, tx.CommitTime
 		w.txs++
 	}
@@ -318,8 +342,27 @@ func (w *writer) commit(ctx context.Context) error {
 		delete(w.counts, k)
 	}
 	in.observeState(st)
+	w.notifyLanded(ctx, st.Head)
 	w.lastPos, w.lastTS, w.txs = nil, time.Time{}, 0
 	return nil
+}
+
+// notifyLanded tells the push service which batches the committed group held. Each
+// completed source transaction is one version and versions have no gaps, so the
+// group's completed transactions are versions head-txs+1 .. head, in order.
+func (w *writer) notifyLanded(ctx context.Context, head int64) {
+	if len(w.landed) == 0 {
+		return
+	}
+	if w.in.landed != nil {
+		first := head - int64(w.txs) + 1
+		ls := make([]push.Landing, len(w.landed))
+		for i, l := range w.landed {
+			ls[i] = push.Landing{Batch: l.batch, Version: first + int64(l.idx)}
+		}
+		w.in.landed(context.WithoutCancel(ctx), ls)
+	}
+	w.landed = w.landed[:0]
 }
 
 func (in *ingester) observeState(st changelog.State) {

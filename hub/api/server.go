@@ -14,7 +14,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/synchub/synchub/hub/audit"
 	"github.com/synchub/synchub/hub/changelog"
+	"github.com/synchub/synchub/hub/push"
 	"github.com/synchub/synchub/hub/syncproto"
 )
 
@@ -30,6 +32,11 @@ type Deps struct {
 	// bounded label: "unmatched" for unknown paths), the status code, the duration and,
 	// for /v1/changes, the changes and bytes sent.
 	Observe func(route string, code int, d time.Duration, changes int, bytes int)
+	// Push handles POST /v1/push and the conflict and rejected-change routes; nil
+	// answers them 503 (the source has no Applier).
+	Push *push.Service
+	// Audit serves GET /v1/audit; nil answers 503.
+	Audit audit.Log
 }
 
 // Server is the sync API. Create it with New and run it with Serve.
@@ -76,6 +83,19 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 	s.app.Get("/v1/status", short, s.handleStatus)
 	s.app.Get("/v1/schema", short, s.handleSchema)
 	s.app.Get("/v1/changes", s.withTimeout(cfg.RequestTimeout+cfg.MaxWait), s.handleChanges)
+	pushTimeout := cfg.RequestTimeout
+	if deps.Push != nil {
+		pushTimeout += deps.Push.WaitTimeout()
+	}
+	s.app.Post("/v1/push", s.withTimeout(pushTimeout), s.handlePush)
+	// Admin routes; not authenticated yet (see conflicts.go).
+	s.app.Get("/v1/conflicts", short, s.handleConflicts)
+	s.app.Get("/v1/conflicts/:id", short, s.handleConflict)
+	s.app.Post("/v1/conflicts/:id/resolve", short, s.handleResolve)
+	s.app.Get("/v1/rejected", short, s.handleRejected)
+	s.app.Post("/v1/rejected/:id/retry", s.withTimeout(pushTimeout), s.handleRejectedAction(true))
+	s.app.Post("/v1/rejected/:id/discard", short, s.handleRejectedAction(false))
+	s.app.Get("/v1/audit", short, s.handleAudit)
 	return s, nil
 }
 

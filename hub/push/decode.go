@@ -166,8 +166,10 @@ func rowFromMap(tbl *cdc.Table, m map[string]json.RawMessage, what string, lenie
 			}
 			return nil, fmt.Errorf("%s: column %s (%s): value %s: %v", what, col.Name, col.Kind, truncate(string(raw), 80), err)
 		}
-		if v.IsNull() && !col.Nullable && !lenient && isKeyColumn(tbl, col.Name) {
-			return nil, fmt.Errorf("%s: key column %s is null", what, col.Name)
+		if !lenient {
+			if err := checkText(v); err != nil {
+				return nil, fmt.Errorf("%s: column %s (%s): value %s: %v", what, col.Name, col.Kind, truncate(string(raw), 80), err)
+			}
 		}
 		row = append(row, cdc.Field{Name: col.Name, Value: v})
 	}
@@ -222,4 +224,83 @@ func keyRow(tbl *cdc.Table, r cdc.Row) cdc.Row {
 		k = append(k, cdc.Field{Name: name, Value: v})
 	}
 	return k
+}
+
+// checkText checks the text of the kinds whose form is fixed, beyond what
+// cdc.ParseJSONValue checks: decimals, UUIDs and JSON. Other text kinds (dates, times,
+// intervals, arrays) have source-specific forms the central database judges.
+func checkText(v cdc.Value) error {
+	s := v.AsString()
+	switch v.Kind() {
+	case cdc.KindDecimal:
+		if !isDecimal(s) {
+			return fmt.Errorf("not a decimal number (want digits with an optional sign, point and exponent)")
+		}
+	case cdc.KindUUID:
+		if !isUUID(s) {
+			return fmt.Errorf("not a UUID (want 8-4-4-4-12 hexadecimal digits)")
+		}
+	case cdc.KindJSON:
+		if !json.Valid([]byte(s)) {
+			return fmt.Errorf("not valid JSON text")
+		}
+	}
+	return nil
+}
+
+func isDecimal(s string) bool {
+	switch s {
+	case "NaN", "Infinity", "-Infinity", "+Infinity":
+		return true
+	}
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	digits := 0
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		digits++
+	}
+	if i < len(s) && s[i] == '.' {
+		for i++; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			digits++
+		}
+	}
+	if digits == 0 {
+		return false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		exp := 0
+		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			exp++
+		}
+		if exp == 0 {
+			return false
+		}
+	}
+	return i == len(s)
+}
+
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -477,3 +477,29 @@ func TestPush_RetryAndDiscardRejected(t *testing.T) {
 		t.Fatalf("admin audit events: %+v", evs)
 	}
 }
+
+func TestCheckText(t *testing.T) {
+	for _, tc := range []struct {
+		v  cdc.Value
+		ok bool
+	}{
+		{cdc.Text(cdc.KindDecimal, "12.50"), true},
+		{cdc.Text(cdc.KindDecimal, "-0.5e-3"), true},
+		{cdc.Text(cdc.KindDecimal, ".5"), true},
+		{cdc.Text(cdc.KindDecimal, "NaN"), true},
+		{cdc.Text(cdc.KindDecimal, "much"), false},
+		{cdc.Text(cdc.KindDecimal, "1.2.3"), false},
+		{cdc.Text(cdc.KindDecimal, "1e"), false},
+		{cdc.Text(cdc.KindDecimal, ""), false},
+		{cdc.Text(cdc.KindUUID, "7c0e4a52-9a3e-4b8e-8f7e-0123456789AB"), true},
+		{cdc.Text(cdc.KindUUID, "7c0e4a52-9a3e-4b8e-8f7e-0123456789"), false},
+		{cdc.Text(cdc.KindUUID, "7c0e4a52x9a3e-4b8e-8f7e-0123456789ab"), false},
+		{cdc.Text(cdc.KindJSON, `{"a":[1,2]}`), true},
+		{cdc.Text(cdc.KindJSON, `{"a":`), false},
+		{cdc.Text(cdc.KindText, "anything"), true},
+	} {
+		if err := checkText(tc.v); (err == nil) != tc.ok {
+			t.Errorf("%s %q: %v, want ok=%v", tc.v.Kind(), tc.v.AsString(), err, tc.ok)
+		}
+	}
+}

@@ -451,3 +451,7 @@ func (k *keyedLocks) lock(key string) (unlock func()) {
 		k.mu.Unlock()
 	}
 }
+
+// WaitTimeout is how long a push may wait for its write to be captured; the API adds
+// it to the request timeout of push routes.
+func (s *Service) WaitTimeout() time.Duration { return s.cfg.WaitTimeout }

@@ -1,0 +1,134 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/synchub/synchub/hub/push"
+	"github.com/synchub/synchub/hub/syncproto"
+)
+
+// handlePush serves POST /v1/push: one batch of an edge's local changes (see
+// syncproto.PushRequest). The body may be gzip-compressed (Content-Encoding: gzip);
+// compressed or not, it may be at most Config.BodyLimit bytes. The answer is a
+// syncproto.PushResponse with one result per change. Re-sending a batch id returns the
+// stored answer. 400: malformed body; 409: the batch id belongs to another edge; 413:
+// too many changes or too large a body; 503: pushes unavailable, or the batch's
+// outcome not known yet (retry later with the same batch id).
+func (s *Server) handlePush(c *fiber.Ctx) error {
+	if s.deps.Push == nil {
+		return s.sendStatusError(c, fiber.StatusServiceUnavailable, "push_unavailable",
+			"write-back not available for this source: the hub has no Applier for its central database, so edges cannot push", nil)
+	}
+	body, err := s.requestBody(c)
+	if err != nil {
+		return err
+	}
+	var req syncproto.PushRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return badParameter("push body: %v; send a JSON object {\"edge\":…,\"batch_id\":…,\"sent_at\":…,\"changes\":[…]}", err)
+	}
+	resp, err := s.deps.Push.Push(c.UserContext(), req)
+	if err != nil {
+		return s.pushError(c, err)
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Locals(localChanges, len(resp.Results))
+	return s.sendBody(c, b)
+}
+
+// requestBody returns the request body, gunzipped when it is sent with
+// Content-Encoding: gzip, limited to Config.BodyLimit bytes either way. The result
+// does not borrow from the fiber context.
+func (s *Server) requestBody(c *fiber.Ctx) ([]byte, error) {
+	// The raw bytes: fiber's c.Body() would decompress without a size limit.
+	raw := c.Request().Body()
+	enc := strings.ToLower(strings.TrimSpace(c.Get(fiber.HeaderContentEncoding)))
+	switch enc {
+	case "", "identity":
+		return bytes.Clone(raw), nil
+	case "gzip":
+	default:
+		return nil, &Error{Kind: KindBadParameter, Message: fmt.Sprintf("Content-Encoding %q is not supported; send the body plain or gzip-compressed", enc)}
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return nil, badParameter("body is not valid gzip (%v); send it plain or compress it with gzip", err)
+	}
+	defer zr.Close()
+	out, err := io.ReadAll(io.LimitReader(zr, int64(s.cfg.BodyLimit)+1))
+	if err != nil {
+		return nil, badParameter("body is not valid gzip (%v); send it plain or compress it with gzip", err)
+	}
+	if len(out) > s.cfg.BodyLimit {
+		return nil, &Error{Kind: KindBodyTooLarge, Message: fmt.Sprintf("decompressed body is larger than the hub's limit of %d bytes; send smaller batches", s.cfg.BodyLimit)}
+	}
+	return out, nil
+}
+
+// decodeStrict decodes one JSON value and refuses anything after it.
+func decodeStrict(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errors.New("body is empty")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("not valid JSON for this request: %v", err)
+	}
+	if dec.More() {
+		return errors.New("data after the JSON value")
+	}
+	return nil
+}
+
+// pushError answers an error of the push service with its HTTP status.
+func (s *Server) pushError(c *fiber.Ctx, err error) error {
+	var pe *push.Error
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch pe.Kind {
+	case push.KindInvalid:
+		return &Error{Kind: KindBadParameter, Message: pe.Message, Err: pe.Err}
+	case push.KindNotFound:
+		return &Error{Kind: KindNotFound, Message: pe.Message, Err: pe.Err}
+	case push.KindTooLarge:
+		return s.sendStatusError(c, fiber.StatusRequestEntityTooLarge, "batch_too_large", pe.Message, pe.Err)
+	case push.KindState:
+		return s.sendStatusError(c, fiber.StatusConflict, "conflict_state", pe.Message, pe.Err)
+	case push.KindPending:
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return s.sendStatusError(c, fiber.StatusServiceUnavailable, "batch_pending", pe.Message, pe.Err)
+	case push.KindUnavailable:
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return s.sendStatusError(c, fiber.StatusServiceUnavailable, "unavailable", pe.Message, pe.Err)
+	}
+	return err
+}
+
+// sendStatusError answers with a syncproto.Error body for statuses the error kinds
+// table does not name, and logs it like a returned error.
+func (s *Server) sendStatusError(c *fiber.Ctx, status int, code, message string, cause error) error {
+	b, err := json.Marshal(syncproto.Error{Code: code, Message: message})
+	if err != nil {
+		return err
+	}
+	s.log.Warn("request failed", "method", c.Method(), "path", strings.Clone(c.Path()), "status", status,
+		"error_code", code, "message", message, "err", cause)
+	c.Response().Header.Del(fiber.HeaderContentEncoding)
+	c.Status(status)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(b)
+}
