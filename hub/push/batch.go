@@ -140,9 +140,7 @@ func (s *Service) auditBatch(ctx context.Context, req syncproto.PushRequest, p *
 		detail += fmt.Sprintf(" retry_of=%d", p.RetryOf)
 	}
 	events := append([]audit.Event{{Time: now, Actor: audit.EdgeActor(req.Edge), Action: audit.ActionPush, Edge: req.Edge, Outcome: outcome, Detail: detail}}, p.Events...)
-	if err := s.audit.Append(ctx, events...); err != nil {
-		s.log.Error("write audit events of a push", "batch", req.BatchID, "edge_id", req.Edge, "events", len(events), "err", err)
-	}
+	s.appendAudit(ctx, events...)
 }
 
 // recoverBatch answers a re-send of a batch left "applying" (see the package comment).

@@ -503,3 +503,41 @@ func TestCheckText(t *testing.T) {
 		}
 	}
 }
+
+func TestClipAuditFields(t *testing.T) {
+	e := audit.Event{Key: strings.Repeat("é", 600), Detail: "short"}
+	clipEvent(&e)
+	if len(e.Key) > auditNameMax || !strings.HasSuffix(e.Key, "…") || !utf8ValidString(e.Key) {
+		t.Fatalf("clipped key: %d bytes, valid %v", len(e.Key), utf8ValidString(e.Key))
+	}
+	if e.Detail != "short" {
+		t.Fatalf("short detail changed: %q", e.Detail)
+	}
+}
+
+func utf8ValidString(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+// TestPush_ResolutionCountsBeforeCapture: a resolution written but not yet captured is
+// the row's latest version for pushes after it, so a stale edge change conflicts.
+func TestPush_ResolutionCountsBeforeCapture(t *testing.T) {
+	e := newEnv(t, func(c *Config, _ *Deps) {
+		c.Policies = map[string]conflict.TablePolicy{ordersTable.Name: {Policy: conflict.Manual}}
+		c.WaitTimeout = 10 * time.Millisecond
+	})
+	ctx := context.Background()
+	v1 := e.serverRow(7, order(7, "base", "1.00", 1), false)
+	e.serverRow(7, order(7, "server", "1.00", 1), true)
+	resp := e.push(syncproto.PushRequest{Edge: "till-1", BatchID: "b1", Changes: []syncproto.PushChange{updateChange(1, v1, nil, order(7, "one", "1.00", 1))}})
+	e.db.mu.Lock()
+	e.db.capture = false
+	e.db.mu.Unlock()
+	if _, err := e.svc.Resolve(ctx, resp.Results[0].ConflictID, ActionTakeClient, nil, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	// till-1 itself pushes again on the version it knew: the resolution, written by
+	// the central database, is newer.
+	r := e.push(syncproto.PushRequest{Edge: "till-1", BatchID: "b2", Changes: []syncproto.PushChange{updateChange(1, v1+1, nil, order(7, "two", "1.00", 1))}}).Results[0]
+	if r.Status != syncproto.PushConflict || r.Outcome != syncproto.OutcomeManual {
+		t.Fatalf("push after an uncaptured resolution: %+v", r)
+	}
+}

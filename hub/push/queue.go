@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/syncproto"
 )
 
 // Conflict statuses.
@@ -228,25 +230,9 @@ func (s *Service) Resolve(ctx context.Context, id int64, action string, mergedRo
 			}
 		}
 	}
-	server, found, err := s.applier.ReadRow(ctx, tbl.Name, key)
+	server, result, err := s.writeResolution(ctx, id, tbl, key, desired, write)
 	if err != nil {
-		return c, &Error{Kind: KindUnavailable, Message: "read the current row from the central database; retry later", Err: err}
-	}
-	if !found {
-		server = nil
-	}
-	result := server
-	if write {
-		result = desired
-		if w := writeTo(tbl.Name, key, desired, found); w != nil {
-			res, err := s.applier.Apply(ctx, cdc.Tag{Batch: fmt.Sprintf("resolve-%d", id)}, []cdc.Change{*w})
-			if err != nil {
-				return c, &Error{Kind: KindUnavailable, Message: "the central database did not accept the resolution; nothing was written; retry later", Err: err}
-			}
-			if len(res) == 1 && res[0].Err != nil {
-				return c, errorf(KindState, "the central database refused the resolution of conflict %d: %v", id, res[0].Err)
-			}
-		}
+		return c, err
 	}
 	now := s.now()
 	if _, err := s.db.ExecContext(context.WithoutCancel(ctx), `UPDATE conflicts SET status = ?, resolution = ?, resolved_by = ?, resolved_at = ?, result = ? WHERE id = ?`,
@@ -261,6 +247,39 @@ func (s *Service) Resolve(ctx context.Context, id int64, action string, mergedRo
 	return s.Conflict(context.WithoutCancel(ctx), id)
 }
 
+// writeResolution reads the server's current row and, when write is set, brings the
+// row to desired (nil: deleted) through the Applier. It runs in the same critical
+// section as push detection and writes, and the row counts as written by the central
+// database until its transaction is captured, so pushes after it see it as a conflict.
+func (s *Service) writeResolution(ctx context.Context, id int64, tbl *cdc.Table, key, desired cdc.Row, write bool) (server, result cdc.Row, err error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	server, found, err := s.applier.ReadRow(ctx, tbl.Name, key)
+	if err != nil {
+		return nil, nil, &Error{Kind: KindUnavailable, Message: "read the current row from the central database; retry later", Err: err}
+	}
+	if !found {
+		server = nil
+	}
+	if !write {
+		return server, server, nil
+	}
+	w := writeTo(tbl.Name, key, desired, found)
+	if w == nil {
+		return server, desired, nil
+	}
+	batch := fmt.Sprintf("resolve-%d", id)
+	res, err := s.applier.Apply(ctx, cdc.Tag{Batch: batch}, []cdc.Change{*w})
+	if err != nil {
+		return nil, nil, &Error{Kind: KindUnavailable, Message: "the central database did not accept the resolution; nothing was written; retry later", Err: err}
+	}
+	if len(res) == 1 && res[0].Err != nil {
+		return nil, nil, errorf(KindState, "the central database refused the resolution of conflict %d: %v", id, res[0].Err)
+	}
+	s.addPending(batch, rowRef{tbl.Name, syncproto.KeyText(tbl, key)}, "", s.now(), desired == nil)
+	return server, desired, nil
+}
+
 // adminActor names an admin for the audit log; a name already in actor form is kept.
 func adminActor(name string) string {
 	if strings.HasPrefix(name, audit.AdminActorPrefix) || name == audit.ActorSystem {
@@ -269,11 +288,42 @@ func adminActor(name string) string {
 	return audit.AdminActor(name)
 }
 
+// appendAudit writes events to the audit log. What they record has happened already,
+// so a failing audit log cannot undo it: the failure is logged at error level.
 func (s *Service) appendAudit(ctx context.Context, events ...audit.Event) {
-	if s.audit == nil {
+	if s.audit == nil || len(events) == 0 {
 		return
 	}
-	if err := s.audit.Append(context.WithoutCancel(ctx), events...); err != nil {
-		s.log.Error("write audit event", "action", events[0].Action, "err", err)
+	for i := range events {
+		clipEvent(&events[i])
 	}
+	if err := s.audit.Append(context.WithoutCancel(ctx), events...); err != nil {
+		s.log.Error("write audit events", "action", events[0].Action, "edge_id", events[0].Edge, "events", len(events), "err", err)
+	}
+}
+
+// Audit field limits (see package audit): longer values are cut, so that one long key
+// or database message cannot make the log refuse the events of a whole batch.
+const (
+	auditNameMax   = 1024
+	auditDetailMax = 1 << 16
+)
+
+func clipEvent(e *audit.Event) {
+	e.Key = clip(e.Key, auditNameMax)
+	e.Table = clip(e.Table, auditNameMax)
+	e.Outcome = clip(e.Outcome, auditNameMax)
+	e.Detail = clip(e.Detail, auditDetailMax)
+}
+
+// clip cuts s to at most n bytes on a UTF-8 boundary, marking the cut with "…".
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
