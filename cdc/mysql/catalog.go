@@ -172,7 +172,8 @@ func columnFromCatalog(table, name, dataType, colType, charset string, octets in
 	return col, info, nil
 }
 
-// parseLabels reads the labels of "enum('a','b''c')" or "set(...)".
+// parseLabels reads the labels of an ENUM or SET column type, e.g. enum('a','b'),
+// undoing doubled quotes.
 func parseLabels(colType string) []string {
 	open := strings.IndexByte(colType, '(')
 	if open < 0 {
