@@ -105,6 +105,9 @@ type Applier struct {
 	slots chan struct{}
 	idle  chan *applyConn
 
+	closeMu sync.Mutex
+	closed  bool
+
 	loadMu sync.Mutex // serialises catalog reads
 	mu     sync.RWMutex
 	tables map[string]*applyTable
@@ -192,20 +195,33 @@ func (a *Applier) setup(c *applyConn) error {
 	return nil
 }
 
-// Close closes the idle connections; connections in use close when released.
+// Close closes the idle connections; connections still in use close when their call
+// returns. Calls after Close fail.
 func (a *Applier) Close() {
+	a.closeMu.Lock()
+	a.closed = true
+	a.closeMu.Unlock()
 	for {
 		select {
 		case c := <-a.idle:
-			c.Close()
+			_ = c.Quit()
 		default:
 			return
 		}
 	}
 }
 
+func (a *Applier) isClosed() bool {
+	a.closeMu.Lock()
+	defer a.closeMu.Unlock()
+	return a.closed
+}
+
 // acquire takes an idle connection or opens one, waiting while MaxConns are in use.
 func (a *Applier) acquire(ctx context.Context) (*applyConn, error) {
+	if a.isClosed() {
+		return nil, errors.New("mysql applier: used after Close")
+	}
 	select {
 	case a.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -226,17 +242,25 @@ func (a *Applier) acquire(ctx context.Context) (*applyConn, error) {
 
 // release returns a healthy connection to the idle set, or closes it.
 func (a *Applier) release(c *applyConn, healthy bool) {
-	if healthy {
-		_ = c.SetDeadline(time.Time{})
+	defer func() { <-a.slots }()
+	if !healthy {
+		c.Close()
+		return
+	}
+	_ = c.SetDeadline(time.Time{})
+	a.closeMu.Lock()
+	kept := false
+	if !a.closed {
 		select {
 		case a.idle <- c:
-			<-a.slots
-			return
+			kept = true
 		default:
 		}
 	}
-	c.Close()
-	<-a.slots
+	a.closeMu.Unlock()
+	if !kept {
+		_ = c.Quit()
+	}
 }
 
 func (a *Applier) dial(ctx context.Context) (*applyConn, error) {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"strings"
 	"sync"
@@ -17,48 +16,16 @@ import (
 	"github.com/synchub/synchub/cdc/mysql/mytest"
 )
 
-// apEnv is one applier test's database.
-type apEnv struct {
-	t   *testing.T
-	srv *myserver.Server
-	db  string
-	sql *sql.DB
-}
-
-func newApEnv(t *testing.T, srv *myserver.Server) *apEnv {
-	t.Helper()
-	db := mytest.CreateDB(t, srv)
-	pool, err := sql.Open("mysql", srv.DSN(db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pool.Close() })
-	return &apEnv{t: t, srv: srv, db: db, sql: pool}
-}
-
-func (e *apEnv) exec(query string) {
-	e.t.Helper()
-	mytest.MustExec(e.t, e.srv, e.db, query)
-}
-
-func (e *apEnv) count(query string) int64 {
-	e.t.Helper()
-	var n int64
-	if err := e.sql.QueryRow(query).Scan(&n); err != nil {
-		e.t.Fatalf("%s: %v", query, err)
-	}
-	return n
-}
-
-func (e *apEnv) applier(tables ...string) *Applier {
+// newTestApplier starts an Applier for tables of e's database.
+func newTestApplier(e *env, tables ...string) *Applier {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	full := make([]string, len(tables))
 	for i, tb := range tables {
-		tables[i] = e.db + "." + tb
+		full[i] = e.table(tb)
 	}
-	log := slog.New(slog.NewTextHandler(apLogWriter{e.t}, nil))
-	a, err := NewApplier(ctx, ApplierConfig{DSN: e.srv.URL(e.db), Tables: tables}, log)
+	a, err := NewApplier(ctx, ApplierConfig{DSN: e.srv.URL(e.db), Tables: full}, testLogger(e.t))
 	if err != nil {
 		e.t.Fatalf("NewApplier: %v", err)
 	}
@@ -66,11 +33,14 @@ func (e *apEnv) applier(tables ...string) *Applier {
 	return a
 }
 
-type apLogWriter struct{ t *testing.T }
-
-func (w apLogWriter) Write(p []byte) (int, error) {
-	w.t.Logf("%s", p)
-	return len(p), nil
+// queryInt runs a query returning one integer.
+func queryInt(e *env, query string) int64 {
+	e.t.Helper()
+	var n int64
+	if err := e.sql.QueryRow(query).Scan(&n); err != nil {
+		e.t.Fatalf("%s: %v", query, err)
+	}
+	return n
 }
 
 func apApply(t *testing.T, a *Applier, tag cdc.Tag, changes ...cdc.Change) []cdc.ApplyResult {
@@ -118,6 +88,7 @@ func TestIntegration_MySQLApplier(t *testing.T) {
 	srv := mytest.Start(t, myserver.Options{})
 	t.Run("TypesRoundTrip", func(t *testing.T) { testApplierTypes(t, srv) })
 	t.Run("OriginInSameTransaction", func(t *testing.T) { testApplierOrigin(t, srv) })
+	t.Run("StreamedWithOrigin", func(t *testing.T) { testApplierStreamed(t, srv) })
 	t.Run("RefusedChanges", func(t *testing.T) { testApplierRefusals(t, srv) })
 	t.Run("UnknownNames", func(t *testing.T) { testApplierUnknownNames(t, srv) })
 	t.Run("KeyChangeAndNotFound", func(t *testing.T) { testApplierKeyChange(t, srv) })
@@ -167,15 +138,15 @@ func apTypeCases() []apTypeCase {
 }
 
 func testApplierTypes(t *testing.T, srv *myserver.Server) {
-	e := newApEnv(t, srv)
+	e := newEnv(t, srv)
 	cases := apTypeCases()
 	var decls []string
 	for _, c := range cases {
 		decls = append(decls, c.col+" "+c.decl)
 	}
 	e.exec("CREATE TABLE types (id int PRIMARY KEY, " + strings.Join(decls, ", ") + ")")
-	a := e.applier("types")
-	table := e.db + ".types"
+	a := newTestApplier(e, "types")
+	table := e.table("types")
 	row := cdc.Row{apField("id", cdc.Int(1))}
 	for _, c := range cases {
 		row = append(row, apField(c.col, c.v))
@@ -197,11 +168,51 @@ func testApplierTypes(t *testing.T, srv *myserver.Server) {
 	apNoErrors(t, res)
 }
 
+// What the applier writes reaches the Source's stream attributed to the tag, with the
+// origin row left out, and decodes there to the values written and read back.
+func testApplierStreamed(t *testing.T, srv *myserver.Server) {
+	e := newEnv(t, srv)
+	cases := apTypeCases()
+	var decls []string
+	for _, c := range cases {
+		decls = append(decls, c.col+" "+c.decl)
+	}
+	e.exec("CREATE TABLE types (id int PRIMARY KEY, " + strings.Join(decls, ", ") + ")")
+	a := newTestApplier(e, "types")
+	src := newSource(t, e.config("types"))
+	snapshotAll(t, src)
+	h := &collector{}
+	startStream(t, src, h)
+
+	table := e.table("types")
+	row := cdc.Row{apField("id", cdc.Int(1))}
+	for _, c := range cases {
+		row = append(row, apField(c.col, c.v))
+	}
+	apNoErrors(t, apApply(t, a, cdc.Tag{Origin: "edge-a", Batch: "b1"}, apInsert(table, row...)))
+	apNoErrors(t, apApply(t, a, cdc.Tag{Batch: "r1"}, cdc.Change{Table: table, Op: cdc.OpDelete, Before: row[:1]}))
+	waitFor(t, "2 transactions", func() bool { return len(h.whole()) >= 2 })
+	txs := h.whole()
+	if txs[0].Origin != "edge-a" || txs[0].Batch != "b1" || len(txs[0].Changes) != 1 {
+		t.Fatalf("insert tx: origin %q batch %q changes %d, want edge-a b1 1", txs[0].Origin, txs[0].Batch, len(txs[0].Changes))
+	}
+	if txs[1].Origin != "" || txs[1].Batch != "r1" || len(txs[1].Changes) != 1 || txs[1].Changes[0].Op != cdc.OpDelete {
+		t.Fatalf("delete tx: origin %q batch %q changes %+v, want \"\" r1 and one delete", txs[1].Origin, txs[1].Batch, txs[1].Changes)
+	}
+	got := txs[0].Changes[0].After
+	for _, c := range cases {
+		v, ok := got.Get(c.col)
+		if !ok || !v.Equal(c.v) {
+			t.Errorf("stream: %s %s = %s %.80q, want %s %.80q", c.col, c.decl, v.Kind(), v.String(), c.v.Kind(), c.v.String())
+		}
+	}
+}
+
 func testApplierOrigin(t *testing.T, srv *myserver.Server) {
-	e := newApEnv(t, srv)
+	e := newEnv(t, srv)
 	e.exec("CREATE TABLE notes (id int PRIMARY KEY, body text)")
-	a := e.applier("notes")
-	table := e.db + ".notes"
+	a := newTestApplier(e, "notes")
+	table := e.table("notes")
 	apNoErrors(t, apApply(t, a, cdc.Tag{Origin: "edge-a", Batch: "b1"},
 		apInsert(table, apField("id", cdc.Int(1)), apField("body", cdc.Text(cdc.KindText, "hi")))))
 
@@ -254,14 +265,14 @@ func apOrder(table string, id, customer, qty int64) cdc.Change {
 	return apInsert(table, apField("id", cdc.Int(id)), apField("customer_id", cdc.Int(customer)), apField("qty", cdc.Int(qty)))
 }
 
-func refusalTables(t *testing.T, srv *myserver.Server) (*apEnv, *Applier, string) {
-	e := newApEnv(t, srv)
+func refusalTables(t *testing.T, srv *myserver.Server) (*env, *Applier, string) {
+	e := newEnv(t, srv)
 	e.exec("CREATE TABLE customers (id int PRIMARY KEY, name varchar(20) NOT NULL) ENGINE=InnoDB")
 	e.exec("CREATE TABLE orders (id int PRIMARY KEY, customer_id int, qty int, note varchar(5), " +
 		"CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id), " +
 		"CONSTRAINT qty_positive CHECK (qty > 0)) ENGINE=InnoDB")
 	e.exec("INSERT INTO customers VALUES (1, 'ada'), (2, 'bob')")
-	return e, e.applier("customers", "orders"), e.db + ".orders"
+	return e, newTestApplier(e, "customers", "orders"), e.table("orders")
 }
 
 func testApplierRefusals(t *testing.T, srv *myserver.Server) {
@@ -288,10 +299,10 @@ func testApplierRefusals(t *testing.T, srv *myserver.Server) {
 	if !errors.As(res[1].Err, &ce) || ce.Err.Code != 1452 {
 		t.Errorf("FK refusal %v is not a ChangeError with code 1452", res[1].Err)
 	}
-	if got := e.count("SELECT count(*) FROM orders"); got != 3 {
+	if got := queryInt(e, "SELECT count(*) FROM orders"); got != 3 {
 		t.Errorf("orders has %d rows, want 3 (1, 3, 5)", got)
 	}
-	if got := e.count("SELECT qty FROM orders WHERE id = 1"); got != 5 {
+	if got := queryInt(e, "SELECT qty FROM orders WHERE id = 1"); got != 5 {
 		t.Errorf("order 1 has qty %d, want 5", got)
 	}
 }
@@ -300,7 +311,7 @@ func testApplierUnknownNames(t *testing.T, srv *myserver.Server) {
 	e, a, orders := refusalTables(t, srv)
 	evil := "x`; DROP TABLE orders; --"
 	res := apApply(t, a, cdc.Tag{Origin: "edge-a"},
-		apInsert(e.db+".nosuch", apField("id", cdc.Int(1))),
+		apInsert(e.table("nosuch"), apField("id", cdc.Int(1))),
 		apInsert(orders+"`; DROP TABLE orders; --", apField("id", cdc.Int(1))),
 		apInsert(orders, apField("id", cdc.Int(1)), apField(evil, cdc.Int(1))),
 		cdc.Change{Table: orders, Op: cdc.OpDelete, Before: cdc.Row{apField(evil, cdc.Int(1))}},
@@ -315,10 +326,10 @@ func testApplierUnknownNames(t *testing.T, srv *myserver.Server) {
 	if !strings.Contains(res[0].Err.Error(), "nosuch") || !strings.Contains(res[2].Err.Error(), "no column") {
 		t.Errorf("errors do not say what is unknown: %v / %v", res[0].Err, res[2].Err)
 	}
-	if got := e.count("SELECT count(*) FROM orders"); got != 0 {
+	if got := queryInt(e, "SELECT count(*) FROM orders"); got != 0 {
 		t.Errorf("orders has %d rows", got)
 	}
-	if got := e.count("SELECT count(*) FROM " + OriginTable); got != 0 {
+	if got := queryInt(e, "SELECT count(*) FROM "+OriginTable); got != 0 {
 		t.Errorf("a batch with nothing to write still wrote the origin table")
 	}
 }
@@ -395,11 +406,11 @@ func testApplierConcurrent(t *testing.T, srv *myserver.Server) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if got := e.count("SELECT count(*) FROM orders"); got != workers*batches*size {
+	if got := queryInt(e, "SELECT count(*) FROM orders"); got != workers*batches*size {
 		t.Errorf("orders has %d rows, want %d", got, workers*batches*size)
 	}
 	// Each connection that wrote has its own row in the origin table.
-	if got := e.count("SELECT count(*) FROM " + OriginTable); got < 1 || got > DefaultApplierMaxConns {
+	if got := queryInt(e, "SELECT count(*) FROM "+OriginTable); got < 1 || got > DefaultApplierMaxConns {
 		t.Errorf("origin table has %d rows, want one per connection (at most %d)", got, DefaultApplierMaxConns)
 	}
 }
