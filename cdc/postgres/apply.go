@@ -89,7 +89,16 @@ type Applier struct {
 
 	mu     sync.RWMutex
 	tables map[string]*applyTable
+
+	// prepMu guards prepared: the names of the statements prepared on each pooled
+	// connection, bounded by maxPrepared.
+	prepMu   sync.Mutex
+	prepared map[*pgx.Conn]map[string]bool
 }
+
+// maxPrepared bounds the statements the applier keeps prepared on one connection;
+// beyond it they are all deallocated and prepared again as needed.
+const maxPrepared = 256
 
 // applyTable is a table's definition with what building statements needs.
 type applyTable struct {
@@ -122,17 +131,23 @@ func NewApplier(ctx context.Context, cfg ApplierConfig, log *slog.Logger) (*Appl
 	if pc.ConnConfig.RuntimeParams["application_name"] == "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = "synchub-applier"
 	}
+	a := &Applier{
+		cfg:      cfg,
+		log:      log.With("applier", "postgres"),
+		cat:      &Source{types: builtinTypes()},
+		tables:   make(map[string]*applyTable, len(cfg.Tables)),
+		prepared: map[*pgx.Conn]map[string]bool{},
+	}
+	pc.BeforeClose = func(c *pgx.Conn) {
+		a.prepMu.Lock()
+		delete(a.prepared, c)
+		a.prepMu.Unlock()
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, classify("connect applier", err)
 	}
-	a := &Applier{
-		cfg:    cfg,
-		log:    log.With("applier", "postgres"),
-		pool:   pool,
-		cat:    &Source{types: builtinTypes()},
-		tables: make(map[string]*applyTable, len(cfg.Tables)),
-	}
+	a.pool = pool
 	for _, name := range cfg.Tables {
 		t, err := a.loadTable(ctx, name)
 		if err != nil {
@@ -667,10 +682,30 @@ func appendQuotedElement(dst []byte, s string) []byte {
 // cannot prepare (a column's type changed so that the statement no longer fits) is a
 // refusal of the changes that use it.
 func (a *Applier) prepare(ctx context.Context, conn *pgx.Conn, stmts []stmt, results []cdc.ApplyResult) ([]stmt, error) {
+	a.prepMu.Lock()
+	names := a.prepared[conn]
+	if names == nil {
+		names = map[string]bool{}
+		a.prepared[conn] = names
+	}
+	a.prepMu.Unlock()
+	// names belongs to conn, which this call holds: no lock is needed to use it.
+	fresh := map[string]bool{}
+	for i := range stmts {
+		if !names[stmts[i].name] {
+			fresh[stmts[i].name] = true
+		}
+	}
+	if len(fresh) > 0 && len(names)+len(fresh) > maxPrepared {
+		if err := conn.DeallocateAll(ctx); err != nil {
+			return nil, classify("apply: deallocate statements", err)
+		}
+		clear(names)
+	}
 	failed := map[string]error{}
 	for i := range stmts {
 		st := &stmts[i]
-		if _, bad := failed[st.name]; bad {
+		if _, bad := failed[st.name]; bad || names[st.name] {
 			continue
 		}
 		if _, err := conn.Prepare(ctx, st.name, st.sql); err != nil {
@@ -678,7 +713,9 @@ func (a *Applier) prepare(ctx context.Context, conn *pgx.Conn, stmts []stmt, res
 				return nil, classify("apply: prepare", err)
 			}
 			failed[st.name] = err
+			continue
 		}
+		names[st.name] = true
 	}
 	if len(failed) == 0 {
 		return stmts, nil

@@ -357,3 +357,41 @@ func TestIntegration_ApplierWholeFailure(t *testing.T) {
 	}
 	noErrors(t, apply(t, a, cdc.Tag{Origin: "edge-a"}, order(1, 1, 1)))
 }
+
+// Updates of ever different column sets do not prepare statements without bound on a
+// connection.
+func TestIntegration_ApplierPreparedBound(t *testing.T) {
+	e := newEnv(t, sharedServer(t))
+	e.exec(`CREATE TABLE wide (id int PRIMARY KEY, c0 int, c1 int, c2 int, c3 int, c4 int, c5 int, c6 int, c7 int, c8 int)`)
+	e.exec(`INSERT INTO wide (id) VALUES (1)`)
+	ctx := context.Background()
+	a, err := NewApplier(ctx, ApplierConfig{DSN: e.srv.DSN(e.db), Tables: []string{"public.wide"}, MaxConns: 1}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	const shapes = maxPrepared + 100
+	for first := 1; first <= shapes; first += 50 {
+		var batch []cdc.Change
+		for mask := first; mask < first+50 && mask <= shapes; mask++ {
+			after := cdc.Row{fld("id", cdc.Int(1))}
+			for c := range 9 {
+				if mask&(1<<c) != 0 {
+					after = append(after, fld(fmt.Sprintf("c%d", c), cdc.Int(int64(mask))))
+				}
+			}
+			batch = append(batch, cdc.Change{Table: "public.wide", Op: cdc.OpUpdate, Before: idKey(1), After: after})
+		}
+		noErrors(t, apply(t, a, cdc.Tag{Origin: "edge-a"}, batch...))
+	}
+	var n int
+	if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'synchub_apply_%'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 || n > maxPrepared {
+		t.Errorf("%d statements prepared on the connection, want between 1 and %d", n, maxPrepared)
+	}
+	if got := e.count(`SELECT c8 FROM wide`); got != 256+100 {
+		t.Errorf("c8 = %d, want the last mask that set it (%d)", got, 256+100)
+	}
+}

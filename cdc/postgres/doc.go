@@ -41,6 +41,22 @@
 // does). A transaction replayed under a replication origin named "synchub.<edge id>"
 // is attributed the same way.
 //
+// # Writing back
+//
+// The Applier writes edges' changes through a pool of ordinary connections (the role
+// needs INSERT, UPDATE and DELETE on the tables). Each Apply is one transaction that
+// starts with the origin message above. Table and column names must be in the
+// catalog's definition of a configured table (re-read once when a column is unknown)
+// and are quoted; values are text-format parameters (bytea binary) of prepared
+// statements whose types PostgreSQL infers from the columns, so the server's own input
+// functions parse them; canonical forms it would not read back (astronomical BC years,
+// JSON arrays) are rewritten to its literals first. The batch goes out as one pipeline;
+// when a statement is refused, the transaction is rolled back and the batch is sent
+// again with a savepoint around each change and deferred constraints checked at once,
+// so that each refused change gets PostgreSQL's message, detail and constraint name
+// and the others are written. An update or delete that matches no row is reported as
+// "row not found".
+//
 // Tables removed from the configuration are dropped from the publication; their
 // changes still in the stream are skipped. A captured table renamed while streaming
 // stops the stream with a configuration error. Adding a table, a dropped slot, WAL the
