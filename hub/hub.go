@@ -84,8 +84,6 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{cfg: cfg, deps: deps, log: deps.Log, ready: make(chan struct{})}
-	h.m = metrics.NewHub(deps.Registry)
-	h.in = newIngester(cfg, deps.Source, deps.Store, h.m, deps.Log.With("component", "ingest"))
 	if deps.Applier != nil {
 		svc, err := push.Open(context.Background(), cfg.Push, push.Deps{
 			Store: deps.Store, Applier: deps.Applier, Audit: deps.Audit, Resolvers: deps.Resolvers,
@@ -95,7 +93,11 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 			return nil, fmt.Errorf("push service: %w", err)
 		}
 		h.push = svc
-		h.in.landed = svc.Landed
+	}
+	h.m = metrics.NewHub(deps.Registry)
+	h.in = newIngester(cfg, deps.Source, deps.Store, h.m, deps.Log.With("component", "ingest"))
+	if h.push != nil {
+		h.in.landed = h.push.Landed
 	}
 	srv, err := api.New(cfg.API, api.Deps{
 		Store:   deps.Store,

@@ -119,14 +119,10 @@ func TestNew_PushConfig(t *testing.T) {
 		return conflict.Decision{Outcome: syncproto.OutcomeServerWon}, nil
 	})}
 	cfg.Push.MetaPath = ""
-	reg = prometheus.NewRegistry() // New registered the hub's collectors before opening the meta database
-	deps.Registry, deps.Gatherer = reg, reg
 	if _, err := New(cfg, deps); err == nil || !strings.Contains(err.Error(), "meta_path") {
 		t.Fatalf("no meta path: %v", err)
 	}
 	cfg.Push.MetaPath = push.DefaultMetaPath(scfg.Path)
-	reg = prometheus.NewRegistry()
-	deps.Registry, deps.Gatherer = reg, reg
 	h, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
