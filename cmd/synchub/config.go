@@ -15,6 +15,7 @@ import (
 
 	"github.com/synchub/synchub/cdc/postgres"
 	"github.com/synchub/synchub/hub"
+	"github.com/synchub/synchub/hub/conflict"
 )
 
 // fileConfig is hub.yaml. Every key is documented in README.md; an unknown key is an
@@ -29,6 +30,24 @@ type fileConfig struct {
 	Ingest   ingestConfig  `yaml:"ingest"`
 	Log      changelogConf `yaml:"changelog"`
 	API      apiConfig     `yaml:"api"`
+	Push     pushConfig    `yaml:"push"`
+	Audit    auditConfig   `yaml:"audit"`
+}
+
+type pushConfig struct {
+	MaxBatchChanges int           `yaml:"max_batch_changes"`
+	WaitTimeout     time.Duration `yaml:"wait_timeout"`
+	MetaPath        string        `yaml:"meta_path"`
+	DefaultPolicy   string        `yaml:"default_policy"`
+	DefaultTiebreak string        `yaml:"default_tiebreak"`
+	// Policies maps a table to its conflict policy; set it in the file (there is no
+	// environment override for a map).
+	Policies map[string]conflict.TablePolicy `yaml:"policies"`
+}
+
+type auditConfig struct {
+	Path      string        `yaml:"path"`
+	Retention time.Duration `yaml:"retention"`
 }
 
 type sourceConfig struct {
@@ -39,6 +58,9 @@ type sourceConfig struct {
 	Publication      string        `yaml:"publication"`
 	SnapshotPageRows int           `yaml:"snapshot_page_rows"`
 	StatusInterval   time.Duration `yaml:"status_interval"`
+	// ServerID is the replication client id the hub uses on MySQL/MariaDB; it must
+	// differ from every server's and other replica's server_id (0: derived).
+	ServerID uint32 `yaml:"server_id"`
 }
 
 type storeConfig struct {
@@ -90,6 +112,14 @@ func defaultFileConfig() fileConfig {
 			CompactInterval:    h.CompactInterval,
 		},
 		API: apiConfig{MaxPageChanges: h.API.MaxPageChanges, MaxWait: h.API.MaxWait},
+		Push: pushConfig{
+			MaxBatchChanges: h.Push.MaxBatchChanges,
+			WaitTimeout:     h.Push.WaitTimeout,
+			MetaPath:        "./data/hub-meta.db",
+			DefaultPolicy:   string(conflict.DefaultPolicy),
+			DefaultTiebreak: string(conflict.DefaultTiebreak),
+		},
+		Audit: auditConfig{Path: "./data/audit.db", Retention: 90 * 24 * time.Hour},
 	}
 }
 
@@ -115,7 +145,7 @@ func loadConfig(path string, env []string) (fileConfig, error) {
 }
 
 // envNotConfig lists SYNCHUB_ variables that are not configuration keys.
-var envNotConfig = map[string]bool{"SYNCHUB_PG_BIN": true, "SYNCHUB_EDGE_HUB": true, "SYNCHUB_EDGE_DB": true}
+var envNotConfig = map[string]bool{"SYNCHUB_PG_BIN": true, "SYNCHUB_MARIADB_BIN": true, "SYNCHUB_EDGE_HUB": true, "SYNCHUB_EDGE_DB": true}
 
 // applyEnv overrides cfg from SYNCHUB_* variables; an unknown SYNCHUB_ variable is an
 // error naming it, so a typo never goes unnoticed.
@@ -171,6 +201,12 @@ func setFromString(f reflect.Value, s string) error {
 			return fmt.Errorf("not an integer")
 		}
 		f.SetInt(int64(n))
+	case f.Kind() == reflect.Uint32:
+		n, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return fmt.Errorf("not an integer between 0 and 4294967295")
+		}
+		f.SetUint(n)
 	case f.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
@@ -186,7 +222,7 @@ func setFromString(f reflect.Value, s string) error {
 		}
 		f.Set(reflect.ValueOf(parts))
 	default:
-		return fmt.Errorf("unsupported type %s", f.Type())
+		return fmt.Errorf("%s cannot be set from the environment; set it in the configuration file", f.Type())
 	}
 	return nil
 }
@@ -214,6 +250,10 @@ func (c fileConfig) hubConfig() hub.Config {
 	h.Compact.Retention, h.Compact.TombstoneRetention = c.Log.Retention, c.Log.TombstoneRetention
 	h.CompactInterval = c.Log.CompactInterval
 	h.API.MaxPageChanges, h.API.MaxWait = c.API.MaxPageChanges, c.API.MaxWait
+	h.Push.MaxBatchChanges, h.Push.WaitTimeout = c.Push.MaxBatchChanges, c.Push.WaitTimeout
+	h.Push.MetaPath = c.Push.MetaPath
+	h.Push.DefaultPolicy = conflict.TablePolicy{Policy: conflict.Policy(c.Push.DefaultPolicy), Tiebreak: conflict.Tiebreak(c.Push.DefaultTiebreak)}
+	h.Push.Policies = c.Push.Policies
 	return h
 }
 
@@ -221,16 +261,29 @@ func (c fileConfig) hubConfig() hub.Config {
 func (c fileConfig) validate() error {
 	switch c.Source.Kind {
 	case "postgres":
+		if c.Source.DSN == "" {
+			return errors.New("source.dsn: missing; set it (or SYNCHUB_SOURCE_DSN) to a PostgreSQL URL such as postgres://app@127.0.0.1:5432/app")
+		}
+		if len(c.Source.Tables) == 0 {
+			return errors.New("source.tables: empty; list the tables to capture, e.g. [public.customers, public.orders]")
+		}
+		if c.Source.Slot == "" || c.Source.Publication == "" {
+			return errors.New("source.slot and source.publication: must not be empty")
+		}
+		if c.Source.StatusInterval <= 0 {
+			return fmt.Errorf("source.status_interval: %v; must be positive, and well below the server's wal_sender_timeout", c.Source.StatusInterval)
+		}
+	case "mysql":
+		if c.Source.DSN == "" {
+			return errors.New("source.dsn: missing; set it (or SYNCHUB_SOURCE_DSN) to a MySQL/MariaDB URL such as mysql://repl:secret@127.0.0.1:3306/shop")
+		}
+		if len(c.Source.Tables) == 0 {
+			return errors.New("source.tables: empty; list the tables to capture as database.table, e.g. [shop.customers, shop.orders]")
+		}
 	case "":
-		return errors.New("source.kind: missing; set it to postgres")
+		return errors.New("source.kind: missing; set it to postgres or mysql (MySQL and MariaDB)")
 	default:
-		return fmt.Errorf("source.kind: %q is not supported; use postgres", c.Source.Kind)
-	}
-	if c.Source.DSN == "" {
-		return errors.New("source.dsn: missing; set it (or SYNCHUB_SOURCE_DSN) to a PostgreSQL URL such as postgres://app@127.0.0.1:5432/app")
-	}
-	if len(c.Source.Tables) == 0 {
-		return errors.New("source.tables: empty; list the tables to capture, e.g. [public.customers, public.orders]")
+		return fmt.Errorf("source.kind: %q is not supported; use postgres or mysql (MySQL and MariaDB)", c.Source.Kind)
 	}
 	switch c.Store.Kind {
 	case "sqlite":
@@ -248,11 +301,14 @@ func (c fileConfig) validate() error {
 	if c.Source.SnapshotPageRows < 1 {
 		return fmt.Errorf("source.snapshot_page_rows: %d; must be at least 1", c.Source.SnapshotPageRows)
 	}
-	if c.Source.StatusInterval <= 0 {
-		return fmt.Errorf("source.status_interval: %v; must be positive, and well below the server's wal_sender_timeout", c.Source.StatusInterval)
+	if c.Push.MetaPath == "" {
+		return errors.New("push.meta_path: missing; set a file path such as ./data/hub-meta.db (push batches, conflict queue, rejected changes)")
 	}
-	if c.Source.Slot == "" || c.Source.Publication == "" {
-		return errors.New("source.slot and source.publication: must not be empty")
+	if c.Audit.Path == "" {
+		return errors.New("audit.path: missing; set a file path such as ./data/audit.db")
+	}
+	if c.Audit.Retention < 0 {
+		return fmt.Errorf("audit.retention: %v; use a positive duration such as 2160h (90 days), or 0 to keep everything", c.Audit.Retention)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -64,7 +64,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	duration := fs.Duration("duration", 0, "stop after this long (0: run until Ctrl-C)")
-	dsn := fs.String("dsn", "", "use this PostgreSQL (wal_level=logical) instead of a throwaway one; the demo creates its tables there")
+	source := fs.String("source", "postgres", "central database: postgres (PostgreSQL) or mysql (MariaDB/MySQL)")
+	dsn := fs.String("dsn", "", "use this database instead of a throwaway one (postgres://… with wal_level=logical, or mysql://… with binlog_format=ROW); the demo creates its tables there")
 	listen := fs.String("listen", "127.0.0.1:8080", "address of the hub's sync API (a free port is used if it is taken)")
 	rate := fs.Float64("rate", 5, "workload transactions per second")
 	interval := fs.Duration("interval", 3*time.Second, "how often to print status")
@@ -96,21 +97,27 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer os.RemoveAll(dir)
 	}
 
+	var demo demoDatabase
+	switch *source {
+	case "postgres":
+		demo = postgresDemo()
+	case "mysql":
+		demo = mysqlDemo()
+	default:
+		return usageError{fmt.Errorf("--source %q: use postgres or mysql", *source)}
+	}
 	sourceDSN := *dsn
 	if sourceDSN == "" {
-		fmt.Fprintln(stdout, "starting a throwaway PostgreSQL (wal_level=logical)…")
-		srv, err := pgserver.Start(ctx, pgserver.Options{})
+		fmt.Fprintf(stdout, "starting a throwaway %s…\n", demo.server)
+		url, stop, err := demo.start(ctx)
 		if err != nil {
-			if errors.Is(err, pgserver.ErrNoBinaries) {
-				return fmt.Errorf("%w\nor run the demo against your own server: synchub demo --dsn postgres://user@host/db", err)
-			}
-			return fmt.Errorf("start PostgreSQL: %w", err)
+			return fmt.Errorf("start %s: %w\nor run the demo against your own server: synchub demo --source %s --dsn %s", demo.server, err, *source, demo.exampleDSN)
 		}
-		defer srv.Stop()
-		sourceDSN = srv.DSN("postgres")
-		fmt.Fprintf(stdout, "PostgreSQL: %s\n", sourceDSN)
+		defer stop()
+		sourceDSN = url
+		fmt.Fprintf(stdout, "%s: %s\n", demo.server, sourceDSN)
 	}
-	if err := setupDemoDB(ctx, sourceDSN); err != nil {
+	if err := demo.setup(ctx, sourceDSN); err != nil {
 		return err
 	}
 
@@ -122,10 +129,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	cfg := defaultFileConfig()
 	cfg.Listen = addr
+	cfg.Source.Kind = *source
 	cfg.Source.DSN = sourceDSN
-	cfg.Source.Tables = []string{"public.customers", "public.orders"}
+	cfg.Source.Tables = demo.tables
 	cfg.Source.Slot, cfg.Source.Publication = "synchub_demo", "synchub_demo"
 	cfg.Store.Path = filepath.Join(dir, "changelog.db")
+	cfg.Push.MetaPath = filepath.Join(dir, "hub-meta.db")
+	cfg.Audit.Path = filepath.Join(dir, "audit.db")
 	cfg.API.MaxWait = 30 * time.Second
 
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
@@ -165,7 +175,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return nil
 		})
 	}
-	fmt.Fprintf(stdout, "inspect an edge while it runs: sqlite3 %s 'SELECT * FROM orders ORDER BY id DESC LIMIT 5'\n", agents[0].Status().DBPath)
+	fmt.Fprintf(stdout, "inspect an edge while it runs: sqlite3 %s 'SELECT * FROM %s ORDER BY id DESC LIMIT 5'\n",
+		agents[0].Status().DBPath, edge.LocalTableName(demo.tables[1]))
 	if *duration > 0 {
 		fmt.Fprintf(stdout, "running for %v (Ctrl-C stops earlier)\n", *duration)
 	} else {
@@ -173,7 +184,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	var txs atomic.Int64
-	g.Go(func() error { return demoWorkload(gctx, sourceDSN, *rate, &txs) })
+	g.Go(func() error { return demo.workload(gctx, sourceDSN, *rate, &txs) })
 	g.Go(func() error {
 		t := time.NewTicker(*interval)
 		defer t.Stop()
@@ -197,6 +208,44 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return werr
 	}
 	return nil
+}
+
+// demoDatabase is what the demo needs to know about one kind of central database.
+type demoDatabase struct {
+	server     string // what to call it in messages
+	exampleDSN string
+	tables     []string
+	start      func(ctx context.Context) (url string, stop func(), err error)
+	setup      func(ctx context.Context, url string) error
+	workload   func(ctx context.Context, url string, rate float64, txs *atomic.Int64) error
+}
+
+func postgresDemo() demoDatabase {
+	return demoDatabase{
+		server:     "PostgreSQL (wal_level=logical)",
+		exampleDSN: "postgres://user@host/db",
+		tables:     []string{"public.customers", "public.orders"},
+		start: func(ctx context.Context) (string, func(), error) {
+			srv, err := pgserver.Start(ctx, pgserver.Options{})
+			if err != nil {
+				return "", nil, err
+			}
+			return srv.DSN("postgres"), func() { srv.Stop() }, nil
+		},
+		setup:    setupDemoDB,
+		workload: demoWorkload,
+	}
+}
+
+func mysqlDemo() demoDatabase {
+	return demoDatabase{
+		server:     "MariaDB (binlog_format=ROW)",
+		exampleDSN: "mysql://user:password@host:3306/shop",
+		tables:     []string{demoMySQLDatabase + ".customers", demoMySQLDatabase + ".orders"},
+		start:      startDemoMySQL,
+		setup:      setupDemoMySQL,
+		workload:   demoMySQLWorkload,
+	}
 }
 
 func printDemoStatus(w io.Writer, h *hub.Hub, agents []*edge.Agent, txs int64) {

@@ -10,9 +10,13 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"time"
 
+	"github.com/synchub/synchub/cdc"
+	"github.com/synchub/synchub/cdc/mysql"
 	"github.com/synchub/synchub/cdc/postgres"
 	"github.com/synchub/synchub/hub"
+	"github.com/synchub/synchub/hub/audit"
 	"github.com/synchub/synchub/hub/changelog"
 )
 
@@ -56,9 +60,11 @@ func serveHub(ctx context.Context, cfg fileConfig, log *slog.Logger, started fun
 	if err := hcfg.Validate(); err != nil {
 		return err
 	}
-	if dir := filepath.Dir(cfg.Store.Path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("create store folder: %w", err)
+	for _, path := range []string{cfg.Store.Path, cfg.Push.MetaPath, cfg.Audit.Path} {
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("create data folder %s: %w", dir, err)
+			}
 		}
 	}
 	scfg := changelog.DefaultSQLiteConfig()
@@ -69,17 +75,23 @@ func serveHub(ctx context.Context, cfg fileConfig, log *slog.Logger, started fun
 		return fmt.Errorf("open change log %s: %w", cfg.Store.Path, err)
 	}
 	defer store.Close()
+	auditLog, err := audit.OpenSQLite(ctx, cfg.Audit.Path, log.With("component", "audit"))
+	if err != nil {
+		return fmt.Errorf("open audit log %s: %w", cfg.Audit.Path, err)
+	}
+	defer auditLog.Close()
+	go pruneAudit(ctx, auditLog, cfg.Audit.Retention, log)
 
-	pcfg := postgres.DefaultConfig()
-	pcfg.DSN = cfg.Source.DSN
-	pcfg.Tables = cfg.Source.Tables
-	pcfg.Slot, pcfg.Publication = cfg.Source.Slot, cfg.Source.Publication
-	pcfg.SnapshotPageRows, pcfg.StatusInterval = cfg.Source.SnapshotPageRows, cfg.Source.StatusInterval
-	src, err := postgres.New(pcfg, log.With("component", "source"))
+	src, err := openSource(cfg.Source, log.With("component", "source"))
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
-	h, err := hub.New(hcfg, hub.Deps{Source: src, Store: store, Log: log})
+	applier, err := openApplier(ctx, cfg.Source, log.With("component", "applier"))
+	if err != nil {
+		return fmt.Errorf("write-back: %w", err)
+	}
+	defer applier.Close()
+	h, err := hub.New(hcfg, hub.Deps{Source: src, Store: store, Applier: applier, Audit: auditLog, Log: log})
 	if err != nil {
 		return err
 	}
@@ -94,6 +106,63 @@ func serveHub(ctx context.Context, cfg fileConfig, log *slog.Logger, started fun
 		log.Warn("the sync API has no edge authentication yet; serve it only on a trusted network", "listen", cfg.Listen)
 	}
 	return h.Run(ctx)
+}
+
+// openSource returns the change source for the configured kind.
+func openSource(c sourceConfig, log *slog.Logger) (cdc.Source, error) {
+	switch c.Kind {
+	case "mysql":
+		mcfg := mysql.DefaultConfig()
+		mcfg.DSN, mcfg.Tables = c.DSN, c.Tables
+		mcfg.SnapshotPageRows = c.SnapshotPageRows
+		if c.ServerID != 0 {
+			mcfg.ServerID = c.ServerID
+		}
+		return mysql.New(mcfg, log)
+	default:
+		pcfg := postgres.DefaultConfig()
+		pcfg.DSN = c.DSN
+		pcfg.Tables = c.Tables
+		pcfg.Slot, pcfg.Publication = c.Slot, c.Publication
+		pcfg.SnapshotPageRows, pcfg.StatusInterval = c.SnapshotPageRows, c.StatusInterval
+		return postgres.New(pcfg, log)
+	}
+}
+
+// closingApplier is a write-back applier the hub closes on shutdown.
+type closingApplier interface {
+	cdc.Applier
+	Close()
+}
+
+// openApplier returns the write-back applier for the configured kind: edges' pushes
+// are written to the same database and tables the source captures.
+func openApplier(ctx context.Context, c sourceConfig, log *slog.Logger) (closingApplier, error) {
+	if c.Kind == "mysql" {
+		return mysql.NewApplier(ctx, mysql.ApplierConfig{DSN: c.DSN, Tables: c.Tables}, log)
+	}
+	return postgres.NewApplier(ctx, postgres.ApplierConfig{DSN: c.DSN, Tables: c.Tables}, log)
+}
+
+// pruneAudit deletes audit events older than retention once an hour (0 keeps all).
+func pruneAudit(ctx context.Context, a *audit.SQLite, retention time.Duration, log *slog.Logger) {
+	if retention <= 0 {
+		return
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := a.Prune(ctx, time.Now().Add(-retention)); err != nil && ctx.Err() == nil {
+			log.Warn("audit retention: prune failed", "err", err)
+		} else if n > 0 {
+			log.Info("audit retention: pruned old events", "events", n, "retention", retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // tuneGC applies hub.GCPercent unless the operator chose a GOGC.
