@@ -69,15 +69,15 @@ func (s *Source) Stream(ctx context.Context, h cdc.Handler) error {
 		return err
 	}
 	s.syncer = syncer
+	set, filePos, err := syncRequest(s.startPos)
+	if err != nil {
+		return &cdc.Error{Op: "start binlog stream", Err: err}
+	}
 	var bs *replication.BinlogStreamer
-	if s.startPos.GTID != "" {
-		set, perr := parseGTIDSet(s.flavour, s.startPos.GTID)
-		if perr != nil {
-			return &cdc.Error{Op: "start binlog stream", Err: perr}
-		}
+	if set != nil {
 		bs, err = syncer.StartSyncGTID(set)
 	} else {
-		bs, err = syncer.StartSync(gomysql.Position{Name: s.startPos.File, Pos: s.startPos.Offset})
+		bs, err = syncer.StartSync(filePos)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -96,6 +96,19 @@ func (s *Source) Stream(ctx context.Context, h cdc.Handler) error {
 		part:     &cdc.Tx{},
 	}
 	return st.run(ctx, bs)
+}
+
+// syncRequest says where the binlog dump starts: after the GTID set when the position
+// has one (set is non-nil), else at the file and offset.
+func syncRequest(p Position) (set gomysql.GTIDSet, filePos gomysql.Position, err error) {
+	if p.GTID != "" {
+		set, err = parseGTIDSet(p.Flavour, p.GTID)
+		return set, filePos, err
+	}
+	if p.File == "" {
+		return nil, filePos, errors.New("position has neither a GTID set nor a binlog file")
+	}
+	return nil, gomysql.Position{Name: p.File, Pos: p.Offset}, nil
 }
 
 // classifyStream classifies an error of the binlog connection: a purged position is
