@@ -111,9 +111,9 @@ func (b *eventBuilder) tableMap() {
 	body = append(body, 4)
 	body = append(body, "shop"...)
 	body = append(body, 0, 1, 't', 0)
-	body = append(body, 2, 3, 15) // columns: INT, VARCHAR
-	body = append(body, 2, 40, 0) // metadata: VARCHAR max length 40
-	body = append(body, 0b10)     // nullability: v
+	body = append(body, 2, 3, 15)                  // columns: INT, VARCHAR
+	body = append(body, 2, 40, 0)                  // metadata: VARCHAR max length 40
+	body = append(body, 0b10)                      // nullability: v
 	body = append(body, 4, 5, 2, 'i', 'd', 1, 'v') // column names
 	body = append(body, 8, 1, 0)                   // simple primary key: column 0
 	b.add(byte(replication.TABLE_MAP_EVENT), body)
