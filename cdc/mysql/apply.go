@@ -704,6 +704,22 @@ func (a *Applier) ReadRow(ctx context.Context, table string, key cdc.Row) (cdc.R
 	if !ok {
 		return nil, false, fmt.Errorf("read row: table %q is not one of the applier's tables (%s)", table, strings.Join(a.cfg.Tables, ", "))
 	}
+	row, found, err := a.readRow(ctx, t, key)
+	if me := serverError(err); me != nil && me.Code == errBadField {
+		// A column was dropped since the definition was read.
+		if t, err = a.reload(ctx, table); err != nil {
+			return nil, false, err
+		}
+		row, found, err = a.readRow(ctx, t, key)
+	}
+	return row, found, err
+}
+
+// errBadField is ER_BAD_FIELD_ERROR, an unknown column.
+const errBadField = 1054
+
+func (a *Applier) readRow(ctx context.Context, t *applyTable, key cdc.Row) (cdc.Row, bool, error) {
+	table := t.def.table.Name
 	var sb strings.Builder
 	sb.WriteString("SELECT ")
 	for i, c := range t.def.table.Columns {
@@ -714,7 +730,7 @@ func (a *Applier) ReadRow(ctx context.Context, table string, key cdc.Row) (cdc.R
 	}
 	sb.WriteString(" FROM ")
 	sb.WriteString(t.def.qualified())
-	st := applyStmt{op: cdc.OpUpdate, table: table}
+	st := applyStmt{table: table}
 	k := make(cdc.Row, 0, len(t.key))
 	for _, ki := range t.key {
 		name := t.def.table.Columns[ki].Name

@@ -371,6 +371,12 @@ func testApplierColumnAdded(t *testing.T, srv *myserver.Server) {
 	if v, _ := row.Get("priority"); !v.Equal(cdc.Int(3)) {
 		t.Errorf("priority = %v, want 3", v)
 	}
+	// A dropped column is noticed by ReadRow too.
+	e.exec("ALTER TABLE orders DROP COLUMN note")
+	row, found := apRead(t, a, orders, 1)
+	if _, has := row.Get("note"); !found || has || len(row) != 4 {
+		t.Errorf("after DROP COLUMN, ReadRow = %v, %v", row, found)
+	}
 }
 
 func testApplierConcurrent(t *testing.T, srv *myserver.Server) {

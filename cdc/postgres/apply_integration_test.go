@@ -259,7 +259,8 @@ func TestIntegration_ApplierUnknownNames(t *testing.T) {
 	}
 }
 
-// A column added after the applier started is found by re-reading the definition.
+// A column added or dropped after the applier started is found by re-reading the
+// definition.
 func TestIntegration_ApplierColumnAdded(t *testing.T) {
 	e, a := refusalEnv(t)
 	e.exec(`ALTER TABLE orders ADD COLUMN priority int`)
@@ -268,6 +269,12 @@ func TestIntegration_ApplierColumnAdded(t *testing.T) {
 	row, _ := readRow(t, a, "public.orders", idKey(1))
 	if v, _ := row.Get("priority"); !v.Equal(cdc.Int(3)) {
 		t.Errorf("priority = %v, want 3", v)
+	}
+	// A dropped column is noticed by ReadRow too.
+	e.exec(`ALTER TABLE orders DROP COLUMN note`)
+	row, found := readRow(t, a, "public.orders", idKey(1))
+	if _, has := row.Get("note"); !found || has || len(row) != 4 {
+		t.Errorf("after DROP COLUMN, ReadRow = %v, %v", row, found)
 	}
 }
 
