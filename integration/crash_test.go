@@ -118,7 +118,7 @@ func TestIntegration_PostgresKill9(t *testing.T) {
 	pg := pgtest.Start(t, pgserver.Options{})
 	db := pgtest.CreateDB(t, pg)
 	pgtest.MustExec(t, pg, db, `CREATE TABLE public.ledger (n int PRIMARY KEY, note text);`)
-	p, url := newHubProcess(t, pg.DSN(db), "public.ledger", 50)
+	p, url := newHubProcess(t, "postgres", pg.DSN(db), "public.ledger", 50)
 	dir := t.TempDir()
 	p.start()
 	waitHTTP(t, url+"/readyz", 60*time.Second)
@@ -257,9 +257,9 @@ func hubHead(url string) int64 {
 }
 
 // newHubProcess writes a hub.yaml for a hub on a free loopback port that captures table
-// from dsn, and returns the (not yet started) process and its URL. The process is
+// from dsn (source kind postgres or mysql), and returns the (not yet started) process and its URL. The process is
 // killed when the test ends, and its log is shown if the test failed.
-func newHubProcess(t *testing.T, dsn, table string, groupMax int) (*hubProcess, string) {
+func newHubProcess(t *testing.T, kind, dsn, table string, groupMax int) (*hubProcess, string) {
 	t.Helper()
 	dir := t.TempDir()
 	port, err := pgserver.FreePort()
@@ -270,7 +270,7 @@ func newHubProcess(t *testing.T, dsn, table string, groupMax int) (*hubProcess, 
 	err = os.WriteFile(config, []byte(fmt.Sprintf(`listen: 127.0.0.1:%d
 log_level: info
 source:
-  kind: postgres
+  kind: %s
   dsn: %s
   tables: [%s]
 store:
@@ -280,7 +280,7 @@ ingest:
   group_max_changes: %d
   reconnect_min: 50ms
   reconnect_max: 1s
-`, port, dsn, table, filepath.Join(dir, "changelog.db"), groupMax)), 0o644)
+`, port, kind, dsn, table, filepath.Join(dir, "changelog.db"), groupMax)), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +369,7 @@ func TestIntegration_PostgresKill9MidSnapshotAndLargeTx(t *testing.T) {
 	const snapRows, txRows = 200000, 60000
 	pgtest.MustExec(t, pg, db, fmt.Sprintf(`CREATE TABLE public.big (id int PRIMARY KEY, v text);
 		INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, %d) g;`, snapRows))
-	p, url := newHubProcess(t, pg.DSN(db), "public.big", 2000)
+	p, url := newHubProcess(t, "postgres", pg.DSN(db), "public.big", 2000)
 	dir := t.TempDir()
 	entries := func() float64 { return metricValue(url, "synchub_changelog_entries") }
 	head := func() float64 { return metricValue(url, "synchub_changelog_head_version") }

@@ -15,11 +15,15 @@ import (
 	"time"
 
 	"github.com/synchub/synchub/cdc"
+	"github.com/synchub/synchub/cdc/mysql"
+	"github.com/synchub/synchub/cdc/mysql/myserver"
+	"github.com/synchub/synchub/cdc/mysql/mytest"
 	"github.com/synchub/synchub/cdc/postgres"
 	"github.com/synchub/synchub/cdc/postgres/pgserver"
 	"github.com/synchub/synchub/cdc/postgres/pgtest"
 	"github.com/synchub/synchub/edge"
 	"github.com/synchub/synchub/hub"
+	"github.com/synchub/synchub/hub/audit"
 	"github.com/synchub/synchub/hub/changelog"
 )
 
@@ -30,10 +34,11 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// stack is a hub on a real PostgreSQL with its change log in a temp folder.
+// stack is a hub on a real PostgreSQL or MariaDB with its change log in a temp folder.
 type stack struct {
 	t      testing.TB
-	pg     *pgserver.Server
+	pg     *pgserver.Server // set for PostgreSQL stacks
+	my     *myserver.Server // set for MariaDB stacks
 	db     string
 	dsn    string
 	tables []string
@@ -43,19 +48,105 @@ type stack struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan error
+	pings  int64 // catch-up markers written (MariaDB)
+
+	configure func(*hub.Config)
+	applier   applier
+	audit     *audit.SQLite
 }
 
 // newStack starts PostgreSQL, runs schemaSQL in a fresh database and starts a hub that
 // captures tables.
 func newStack(t testing.TB, schemaSQL string, tables []string) *stack {
 	t.Helper()
+	return newStackWith(t, schemaSQL, tables, nil)
+}
+
+// newStackWith is newStack with a hook that adjusts the hub's configuration.
+func newStackWith(t testing.TB, schemaSQL string, tables []string, configure func(*hub.Config)) *stack {
+	t.Helper()
 	pg := pgtest.Start(t, pgserver.Options{})
 	db := pgtest.CreateDB(t, pg)
 	pgtest.MustExec(t, pg, db, schemaSQL)
-	s := &stack{t: t, pg: pg, db: db, dsn: pg.DSN(db), tables: tables, dir: t.TempDir()}
+	s := &stack{t: t, pg: pg, db: db, dsn: pg.DSN(db), tables: tables, dir: t.TempDir(), configure: configure}
 	s.startHub()
 	t.Cleanup(s.stopHub)
 	return s
+}
+
+// newMySQLStack starts MariaDB, runs schemaSQL in a fresh database and starts a hub
+// that captures tables, given without the database name ("items" → "<db>.items"). It
+// also creates and captures a one-row table the stack writes to when it waits for the
+// hub to catch up (see waitHubCaughtUp).
+func newMySQLStack(t testing.TB, schemaSQL string, tables []string) *stack {
+	t.Helper()
+	my := mytest.Start(t, myserver.Options{})
+	db := mytest.CreateDB(t, my)
+	mytest.MustExec(t, my, db, schemaSQL+";\nCREATE TABLE "+pingTable+" (id INT PRIMARY KEY, n BIGINT NOT NULL)")
+	s := &stack{t: t, my: my, db: db, dsn: my.URL(db), dir: t.TempDir()}
+	for _, name := range append(tables, pingTable) {
+		s.tables = append(s.tables, db+"."+name)
+	}
+	s.startHub()
+	t.Cleanup(s.stopHub)
+	return s
+}
+
+// pingTable is the MariaDB stack's catch-up marker table.
+const pingTable = "synchub_ping"
+
+// sourceName names the stack's central database in messages.
+func (s *stack) sourceName() string {
+	if s.my != nil {
+		return "MariaDB"
+	}
+	return "PostgreSQL"
+}
+
+// newSource returns a source for the stack's database capturing tables.
+func (s *stack) newSource(tables []string, log *slog.Logger) cdc.Source {
+	s.t.Helper()
+	if s.my != nil {
+		cfg := mysql.DefaultConfig()
+		cfg.DSN = s.dsn
+		cfg.Tables = tables
+		src, err := mysql.New(cfg, log)
+		if err != nil {
+			s.t.Fatalf("mysql source: %v", err)
+		}
+		return src
+	}
+	cfg := postgres.DefaultConfig()
+	cfg.DSN = s.dsn
+	cfg.Tables = tables
+	src, err := postgres.New(cfg, log)
+	if err != nil {
+		s.t.Fatalf("postgres source: %v", err)
+	}
+	return src
+}
+
+// applier is what the stack needs of a write-back applier.
+type applier interface {
+	cdc.Applier
+	Close()
+}
+
+// newApplier opens the write-back applier for the stack's database.
+func (s *stack) newApplier(ctx context.Context, log *slog.Logger) applier {
+	s.t.Helper()
+	if s.my != nil {
+		a, err := mysql.NewApplier(ctx, mysql.ApplierConfig{DSN: s.dsn, Tables: s.tables}, log)
+		if err != nil {
+			s.t.Fatalf("mysql applier: %v", err)
+		}
+		return a
+	}
+	a, err := postgres.NewApplier(ctx, postgres.ApplierConfig{DSN: s.dsn, Tables: s.tables}, log)
+	if err != nil {
+		s.t.Fatalf("postgres applier: %v", err)
+	}
+	return a
 }
 
 func (s *stack) startHub() {
@@ -70,25 +161,37 @@ func (s *stack) startHub() {
 		cancel()
 		t.Fatalf("open change log: %v", err)
 	}
-	pcfg := postgres.DefaultConfig()
-	pcfg.DSN = s.dsn
-	pcfg.Tables = s.tables
-	src, err := postgres.New(pcfg, log)
+	src := s.newSource(s.tables, log)
+	applier := s.newApplier(ctx, log)
+	auditLog, err := audit.OpenSQLite(ctx, filepath.Join(s.dir, "audit.db"), log)
 	if err != nil {
 		cancel()
-		t.Fatalf("postgres source: %v", err)
+		t.Fatalf("open audit log: %v", err)
 	}
 	hcfg := hub.DefaultConfig()
 	hcfg.Listen = "127.0.0.1:0"
+	if s.url != "" {
+		// A restarted hub keeps its address, so edges keep talking to it.
+		hcfg.Listen = strings.TrimPrefix(s.url, "http://")
+	}
 	hcfg.ReconnectMin = 50 * time.Millisecond
 	hcfg.ReconnectMax = time.Second
 	hcfg.LagInterval = 200 * time.Millisecond
-	h, err := hub.New(hcfg, hub.Deps{Source: src, Store: store, Log: log})
+	hcfg.SourceKind = "postgres"
+	if s.my != nil {
+		hcfg.SourceKind = "mysql"
+	}
+	hcfg.Push.MetaPath = filepath.Join(s.dir, "hub-meta.db")
+	if s.configure != nil {
+		s.configure(&hcfg)
+	}
+	h, err := hub.New(hcfg, hub.Deps{Source: src, Store: store, Applier: applier, Audit: auditLog, Log: log})
 	if err != nil {
 		cancel()
 		t.Fatalf("hub: %v", err)
 	}
 	s.hub, s.store, s.cancel, s.done = h, store, cancel, make(chan error, 1)
+	s.applier, s.audit = applier, auditLog
 	go func() { s.done <- h.Run(ctx) }()
 	s.url = "http://" + h.Addr().String()
 }
@@ -107,12 +210,18 @@ func (s *stack) stopHub() {
 		s.t.Errorf("hub did not stop within 30s of cancel")
 	}
 	s.store.Close()
+	s.applier.Close()
+	s.audit.Close()
 	s.cancel = nil
 }
 
-// exec runs SQL on the source database.
+// exec runs SQL on the source database; on PostgreSQL it returns psql's output.
 func (s *stack) exec(sql string) string {
 	s.t.Helper()
+	if s.my != nil {
+		mytest.MustExec(s.t, s.my, s.db, sql)
+		return ""
+	}
 	return pgtest.MustExec(s.t, s.pg, s.db, sql)
 }
 
@@ -130,11 +239,26 @@ func (s *stack) head() int64 { return s.hub.Status().Head }
 // newEdge opens an edge agent on a temp database file.
 func (s *stack) newEdge(name string) *edge.Agent {
 	s.t.Helper()
+	return s.newEdgeWith(name, nil)
+}
+
+// newEdgeAt opens an edge agent that talks to the hub through url (e.g. a proxy).
+func (s *stack) newEdgeAt(name, url string) *edge.Agent {
+	s.t.Helper()
+	return s.newEdgeWith(name, func(c *edge.Config) { c.HubURL = url })
+}
+
+// newEdgeWith opens an edge agent with a hook that adjusts its configuration.
+func (s *stack) newEdgeWith(name string, configure func(*edge.Config)) *edge.Agent {
+	s.t.Helper()
 	cfg := edge.DefaultConfig()
 	cfg.HubURL = s.url
 	cfg.DBPath = filepath.Join(s.dir, name+".db")
 	cfg.EdgeID = name
 	cfg.Wait = 2 * time.Second
+	if configure != nil {
+		configure(&cfg)
+	}
 	a, err := edge.Open(context.Background(), cfg, testLogger(s.t))
 	if err != nil {
 		s.t.Fatalf("open edge %s: %v", name, err)
@@ -171,10 +295,22 @@ func (s *stack) syncEdge(a *edge.Agent) {
 	}
 }
 
-// waitHubCaughtUp waits until the hub has ingested everything PostgreSQL committed so far
-// (its slot's confirmed position has reached the current WAL position).
+// waitHubCaughtUp waits until the hub has ingested everything the database committed so
+// far. PostgreSQL: the slot's confirmed position has reached the current WAL position.
+// MariaDB: a marker transaction committed now has reached the change log (binlog order
+// is commit order, so everything before it has too).
 func (s *stack) waitHubCaughtUp() {
 	s.t.Helper()
+	if s.my != nil {
+		table := s.db + "." + pingTable
+		before := s.rowVersion(table, "[1]")
+		s.pings++
+		s.exec(fmt.Sprintf("REPLACE INTO %s VALUES (1, %d)", pingTable, s.pings))
+		pgtest.WaitFor(s.t, 2*time.Minute, "hub ingested the catch-up marker", func() bool {
+			return s.rowVersion(table, "[1]") > before
+		})
+		return
+	}
 	target := s.exec("SELECT pg_current_wal_insert_lsn()")
 	pgtest.WaitFor(s.t, 2*time.Minute, "hub ingested up to "+target, func() bool {
 		out, err := s.pg.Exec(context.Background(), s.db,
@@ -183,20 +319,36 @@ func (s *stack) waitHubCaughtUp() {
 	})
 }
 
+// rowVersion returns the change log's latest version of a row (0 if it has none).
+func (s *stack) rowVersion(table, key string) int64 {
+	s.t.Helper()
+	info, _, err := s.store.Row(context.Background(), table, key)
+	if err != nil {
+		s.t.Fatalf("change log row %s %s: %v", table, key, err)
+	}
+	return info.Version
+}
+
 // truth reads the source tables as the PostgreSQL adapter decodes them, through a fresh
 // snapshot on a separate slot: the reference an edge must equal row for row.
 func (s *stack) truth() map[string][]map[string]any {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cfg := postgres.DefaultConfig()
-	cfg.DSN = s.dsn
-	cfg.Tables = s.tables
-	cfg.Slot = fmt.Sprintf("truth_%d", time.Now().UnixNano()%1e9)
-	cfg.Publication = "truth_pub"
-	src, err := postgres.New(cfg, testLogger(s.t))
-	if err != nil {
-		s.t.Fatal(err)
+	var src cdc.Source
+	slot := fmt.Sprintf("truth_%d", time.Now().UnixNano()%1e9)
+	if s.my != nil {
+		src = s.newSource(s.tables, testLogger(s.t))
+	} else {
+		cfg := postgres.DefaultConfig()
+		cfg.DSN = s.dsn
+		cfg.Tables = s.tables
+		cfg.Slot = slot
+		cfg.Publication = "truth_pub"
+		var err error
+		if src, err = postgres.New(cfg, testLogger(s.t)); err != nil {
+			s.t.Fatal(err)
+		}
 	}
 	info, err := src.Start(ctx, nil)
 	if err != nil {
@@ -219,7 +371,9 @@ func (s *stack) truth() map[string][]map[string]any {
 		s.t.Fatalf("truth snapshot: %v", err)
 	}
 	src.Close()
-	s.exec("SELECT pg_drop_replication_slot('" + cfg.Slot + "')")
+	if s.pg != nil {
+		s.exec("SELECT pg_drop_replication_slot('" + slot + "')")
+	}
 	for name := range out {
 		sortRows(out[name], keyOf(info.Tables, name))
 	}
@@ -308,11 +462,11 @@ func (s *stack) assertEdgeEqualsSource(a *edge.Agent) {
 		tbl, _ := sch.Table(name)
 		got := edgeRows(s.t, a.DB(), edge.LocalTableName(name), tbl.PrimaryKey)
 		if len(got) != len(wantRows) {
-			s.t.Fatalf("table %s: edge has %d rows, PostgreSQL %d", name, len(got), len(wantRows))
+			s.t.Fatalf("table %s: edge has %d rows, %s %d", name, len(got), s.sourceName(), len(wantRows))
 		}
 		for i := range wantRows {
 			if !reflect.DeepEqual(got[i], wantRows[i]) {
-				s.t.Fatalf("table %s row %d differs:\n edge:     %v\n postgres: %v", name, i, got[i], wantRows[i])
+				s.t.Fatalf("table %s row %d differs:\n edge:   %v\n source: %v", name, i, got[i], wantRows[i])
 			}
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/cdc/postgres"
 	"github.com/synchub/synchub/cdc/postgres/pgserver"
 	"github.com/synchub/synchub/cdc/postgres/pgtest"
@@ -53,19 +54,26 @@ const benchTable = `CREATE TABLE public.events (
     id bigint PRIMARY KEY, account bigint NOT NULL, amount numeric(12,2) NOT NULL,
     kind text NOT NULL, at timestamptz NOT NULL)`
 
-// runHub runs a hub on the given store path until the returned stop is called.
+// runHub runs a hub on PostgreSQL's public.events with the given store path until the
+// returned stop is called.
 func runHub(b *testing.B, dsn, storePath string) (*hub.Hub, *changelog.SQLiteStore, func()) {
+	b.Helper()
+	pcfg := postgres.DefaultConfig()
+	pcfg.DSN, pcfg.Tables = dsn, []string{"public.events"}
+	src, err := postgres.New(pcfg, quiet())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return runHubOn(b, src, storePath)
+}
+
+// runHubOn runs a hub on src with the given store path until the returned stop is called.
+func runHubOn(b *testing.B, src cdc.Source, storePath string) (*hub.Hub, *changelog.SQLiteStore, func()) {
 	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	scfg := changelog.DefaultSQLiteConfig()
 	scfg.Path = storePath
 	store, err := changelog.OpenSQLite(ctx, scfg, quiet())
-	if err != nil {
-		b.Fatal(err)
-	}
-	pcfg := postgres.DefaultConfig()
-	pcfg.DSN, pcfg.Tables = dsn, []string{"public.events"}
-	src, err := postgres.New(pcfg, quiet())
 	if err != nil {
 		b.Fatal(err)
 	}
