@@ -155,4 +155,4 @@ func sourceRead(b *testing.B, src *Source, n int) {
 type funcHandler struct{ tx func(*cdc.Tx) error }
 
 func (f *funcHandler) Tx(_ context.Context, tx *cdc.Tx) error { return f.tx(tx) }
-func (f *funcHandler) Idle(context.Context) error            { return nil }
+func (f *funcHandler) Idle(context.Context) error             { return nil }
