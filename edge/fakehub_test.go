@@ -1,7 +1,9 @@
 package edge
 
 import (
+	"compress/gzip"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -32,9 +34,21 @@ type fakeHub struct {
 	fail func(r *http.Request) (int, string)
 	// beforePage, when set, runs before a /v1/changes request is answered.
 	beforePage func(r fakeRequest)
+
+	// pushes records every POST /v1/push body received, in order.
+	pushes []syncproto.PushRequest
+	// onPush, when set, answers a push: it returns the HTTP status and the body to
+	// encode as JSON (status 0: answer every change "applied"; status dropConn: close
+	// the connection without an answer, as a lost response).
+	onPush func(n int, req *syncproto.PushRequest) (int, any)
 }
 
+// dropConn makes the fake hub close a push's connection without answering.
+const dropConn = -1
+
 type fakeVersion struct {
+	origin string
+	ts     int64
 	schema int64
 	chunks [][]string // each change already encoded as wire JSON
 }
@@ -69,9 +83,19 @@ func (h *fakeHub) table(name string) *cdc.Table {
 // commit appends one version holding changes, split into chunks of chunk changes
 // (0: one chunk), and returns its number.
 func (h *fakeHub) commit(chunk int, changes ...cdc.Change) int64 {
+	return h.commitChunks(chunk, "", 1700000000000000, changes...)
+}
+
+// commitFrom appends one single-chunk version written by origin (an edge id, or "")
+// with commit time ts (Unix microseconds).
+func (h *fakeHub) commitFrom(origin string, ts int64, changes ...cdc.Change) int64 {
+	return h.commitChunks(0, origin, ts, changes...)
+}
+
+func (h *fakeHub) commitChunks(chunk int, origin string, ts int64, changes ...cdc.Change) int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	v := fakeVersion{schema: h.schema.Version}
+	v := fakeVersion{schema: h.schema.Version, origin: origin, ts: ts}
 	var cur []string
 	for i := range changes {
 		c := &changes[i]
@@ -140,6 +164,8 @@ func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write(body)
 	case "/v1/changes":
 		h.serveChanges(w, r)
+	case "/v1/push":
+		h.servePush(w, r)
 	default:
 		writeErr(w, http.StatusNotFound, "not_found", "no route")
 	}
@@ -236,7 +262,7 @@ func (h *fakeHub) buildPage(since int64, cursor string, limit int) (body []byte,
 			entries = append(entries, ',')
 		}
 		entries = append(entries, `{"v":`+strconv.FormatInt(v, 10)+`,"seq":`+strconv.Itoa(seq)+`,"last":`+strconv.FormatBool(last)+
-			`,"origin":"","ts":1700000000000000,"schema":`+strconv.FormatInt(ver.schema, 10)+`,"changes":[`...)
+			`,"origin":`+strconv.Quote(ver.origin)+`,"ts":`+strconv.FormatInt(ver.ts, 10)+`,"schema":`+strconv.FormatInt(ver.schema, 10)+`,"changes":[`...)
 		for i, c := range chunk {
 			if i > 0 {
 				entries = append(entries, ',')
@@ -262,4 +288,73 @@ func (h *fakeHub) buildPage(since int64, cursor string, limit int) (body []byte,
 	b = append(b, entries...)
 	b = append(b, "]}"...)
 	return b, 0, "", len(entries) == 0
+}
+
+// servePush records a push and answers it as onPush says.
+func (h *fakeHub) servePush(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeErr(w, http.StatusMethodNotAllowed, "bad_method", "POST only")
+		return
+	}
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, "bad_body", err.Error())
+			return
+		}
+		body = zr
+	}
+	var req syncproto.PushRequest
+	if err := json.NewDecoder(body).Decode(&req); err != nil {
+		writeErr(w, http.StatusBadRequest, "bad_body", err.Error())
+		return
+	}
+	h.mu.Lock()
+	h.pushes = append(h.pushes, req)
+	n := len(h.pushes)
+	on := h.onPush
+	h.mu.Unlock()
+	status, answer := 0, any(nil)
+	if on != nil {
+		status, answer = on(n, &req)
+	}
+	switch status {
+	case dropConn:
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			h.t.Errorf("fake hub: cannot hijack the connection")
+			return
+		}
+		conn, _, err := hj.Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+		return
+	case 0:
+		status, answer = http.StatusOK, appliedAnswer(&req)
+	}
+	b, err := json.Marshal(answer)
+	if err != nil {
+		h.t.Errorf("fake hub: encode push answer: %v", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// appliedAnswer answers every change of req "applied" without a version.
+func appliedAnswer(req *syncproto.PushRequest) syncproto.PushResponse {
+	resp := syncproto.PushResponse{BatchID: req.BatchID}
+	for _, c := range req.Changes {
+		resp.Results = append(resp.Results, syncproto.PushResult{ID: c.ID, Status: syncproto.PushApplied})
+	}
+	return resp
+}
+
+// pushed returns the push requests received so far.
+func (h *fakeHub) pushed() []syncproto.PushRequest {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]syncproto.PushRequest(nil), h.pushes...)
 }

@@ -188,6 +188,9 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 		if errors.Is(err, context.Canceled) && a.closed.Load() {
 			err = ErrClosed
 		}
+		if err != nil && a.pconn != nil && !a.closed.Load() {
+			_ = a.refreshCounts(context.WithoutCancel(ctx), a.pconn)
+		}
 		now := time.Now()
 		a.updateStatus(func(s *Status) {
 			if err != nil {

@@ -1,0 +1,807 @@
+package edge
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/synchub/synchub/cdc"
+	"github.com/synchub/synchub/hub/syncproto"
+)
+
+// pullOnly pulls until caught up without pushing.
+func pullOnly(t testing.TB, a *Agent) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 1000 {
+		res, err := a.step(ctx, 0)
+		if err != nil {
+			t.Fatalf("pull: %v", err)
+		}
+		if res.caughtUp {
+			return
+		}
+	}
+	t.Fatal("pull did not catch up in 1000 steps")
+}
+
+func pushNow(t testing.TB, a *Agent) PushReport {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep, err := a.PushNow(ctx)
+	if err != nil {
+		t.Fatalf("PushNow: %v", err)
+	}
+	return rep
+}
+
+// appExec writes through a separate connection pool, as the application would.
+func appExec(t testing.TB, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(q, args...); err != nil {
+		t.Fatalf("application write %q: %v", q, err)
+	}
+}
+
+type outRow struct {
+	seq         int64
+	tbl, ktext  string
+	key         string
+	op          string
+	row         sql.NullString
+	baseVersion int64
+	base        sql.NullString
+	wall        int64
+	batch       sql.NullString
+}
+
+func readOutboxRows(t testing.TB, db *sql.DB) []outRow {
+	t.Helper()
+	rows, err := db.Query(`SELECT seq, tbl, ktext, key_json, op, row_json, base_version, base_json, wall, batch_id FROM _synchub_outbox ORDER BY seq`)
+	if err != nil {
+		t.Fatalf("read outbox: %v", err)
+	}
+	defer rows.Close()
+	var out []outRow
+	for rows.Next() {
+		var r outRow
+		if err := rows.Scan(&r.seq, &r.tbl, &r.ktext, &r.key, &r.op, &r.row, &r.baseVersion, &r.base, &r.wall, &r.batch); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// syncedItems returns an agent syncing public.items with rows 1 and 2 at version 1,
+// row 2 updated at version 2 (a streamed change, so it has its own row version), and
+// local writes captured.
+func syncedItems(t *testing.T, mutate ...func(*Config)) (*fakeHub, *Agent, *sql.DB) {
+	t.Helper()
+	h := newFakeHub(t, itemsTable())
+	h.commit(0, ins(1, "one"), ins(2, "two"))
+	a, path := newAgent(t, h, mutate...)
+	pullOnly(t, a)
+	h.commit(0, upd(2, "two v2"))
+	pullOnly(t, a)
+	if err := a.InitSync(context.Background(), "items"); err != nil {
+		t.Fatalf("InitSync: %v", err)
+	}
+	return h, a, reader(t, path)
+}
+
+func jsonEq(t testing.TB, what string, got []byte, want string) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("%s: %q is not JSON: %v", what, got, err)
+	}
+	if err := json.Unmarshal([]byte(want), &w); err != nil {
+		t.Fatalf("%s: want %q is not JSON: %v", what, want, err)
+	}
+	gb, _ := json.Marshal(g)
+	wb, _ := json.Marshal(w)
+	if string(gb) != string(wb) {
+		t.Errorf("%s = %s, want %s", what, gb, wb)
+	}
+}
+
+func TestCapture_InsertUpdateDelete(t *testing.T) {
+	_, _, db := syncedItems(t)
+	appExec(t, db, `UPDATE items SET name = 'one local' WHERE id = 1`)
+	appExec(t, db, `UPDATE items SET name = 'two local' WHERE id = 2`)
+	appExec(t, db, `INSERT INTO items (id, name, price) VALUES (3, 'three', '3.00')`)
+	appExec(t, db, `DELETE FROM items WHERE id = 1`)
+	appExec(t, db, `UPDATE items SET name = name WHERE id = 2`) // no change: not captured
+
+	rows := readOutboxRows(t, db)
+	if len(rows) != 4 {
+		t.Fatalf("outbox has %d entries, want 4: %+v", len(rows), rows)
+	}
+	want := []struct {
+		op, ktext   string
+		baseVersion int64
+		base, row   string // "" for NULL
+	}{
+		{"u", "1", 1, `{"id":1,"name":"one","price":"1.50"}`, `{"id":1,"name":"one local","price":"1.50"}`},
+		{"u", "2", 2, `{"id":2,"name":"two v2","price":"2.50"}`, `{"id":2,"name":"two local","price":"2.50"}`},
+		{"i", "3", 0, "", `{"id":3,"name":"three","price":"3.00"}`},
+		// The delete keeps the base of the row's first pending change.
+		{"d", "1", 1, `{"id":1,"name":"one","price":"1.50"}`, ""},
+	}
+	for i, w := range want {
+		r := rows[i]
+		if r.op != w.op || r.ktext != w.ktext || r.baseVersion != w.baseVersion || r.tbl != "public.items" {
+			t.Errorf("entry %d: op=%s ktext=%s base_version=%d tbl=%s; want op=%s ktext=%s base_version=%d", i, r.op, r.ktext, r.baseVersion, r.tbl, w.op, w.ktext, w.baseVersion)
+		}
+		if (w.base == "") != !r.base.Valid {
+			t.Errorf("entry %d: base %v, want %q", i, r.base, w.base)
+		} else if w.base != "" {
+			jsonEq(t, "base", []byte(r.base.String), w.base)
+		}
+		if (w.row == "") != !r.row.Valid {
+			t.Errorf("entry %d: row %v, want %q", i, r.row, w.row)
+		} else if w.row != "" {
+			jsonEq(t, "row", []byte(r.row.String), w.row)
+		}
+		if r.batch.Valid {
+			t.Errorf("entry %d has a batch id before any push", i)
+		}
+		if now := time.Now().UnixMicro(); r.wall < now-time.Minute.Microseconds() || r.wall > now+time.Second.Microseconds() {
+			t.Errorf("entry %d: wall %d is not the write time (now %d)", i, r.wall, now)
+		}
+	}
+}
+
+func TestCapture_PulledChangesNotCaptured(t *testing.T) {
+	h, a, db := syncedItems(t)
+	h.commit(0, ins(10, "ten"), upd(1, "one hub"), del(2))
+	pullOnly(t, a)
+	if got := dump(t, db, "items"); len(got) != 2 || !strings.Contains(got[0], "one hub") {
+		t.Fatalf("pulled changes not applied: %v", got)
+	}
+	if rows := readOutboxRows(t, db); len(rows) != 0 {
+		t.Fatalf("pulled changes were captured: %+v", rows)
+	}
+	if st := a.Status(); st.AppliedForeign == 0 || st.Pending != 0 {
+		t.Errorf("status: applied_foreign=%d pending=%d", st.AppliedForeign, st.Pending)
+	}
+	// A re-bootstrap empties and refills the tables without capturing either.
+	head := h.head()
+	h.mu.Lock()
+	h.horizon = head + 1
+	h.mu.Unlock()
+	h.commit(0, ins(11, "eleven"))
+	h.mu.Lock()
+	h.horizon = 0
+	h.mu.Unlock()
+	pullOnly(t, a)
+	if rows := readOutboxRows(t, db); len(rows) != 0 {
+		t.Fatalf("re-bootstrap was captured: %+v", rows)
+	}
+}
+
+func TestRebase_KeepsLocalWrites(t *testing.T) {
+	h, a, db := syncedItems(t)
+	appExec(t, db, `UPDATE items SET name = 'one local' WHERE id = 1`)
+	appExec(t, db, `UPDATE items SET name = 'two local' WHERE id = 2`)
+	appExec(t, db, `INSERT INTO items (id, name, price) VALUES (3, 'three local', '3.00')`)
+	before := readOutboxRows(t, db)
+
+	// The hub changes the same rows: an update, a delete and an insert of the same key.
+	h.commit(0, upd(1, "one hub"), del(2), ins(3, "three hub"), ins(4, "four hub"))
+	pullOnly(t, a)
+
+	got := dump(t, db, "items")
+	want := []string{"1|one local|1.50", "2|two local|2.50", "3|three local|3.00", "4|four hub|4.50"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("after the pull the rows are\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	after := readOutboxRows(t, db)
+	if len(after) != len(before) {
+		t.Fatalf("outbox changed by the pull: %d entries, was %d", len(after), len(before))
+	}
+	for i := range after {
+		if after[i].baseVersion != before[i].baseVersion || after[i].base != before[i].base {
+			t.Errorf("entry %d base changed by the pull: %d %v, was %d %v", i, after[i].baseVersion, after[i].base, before[i].baseVersion, before[i].base)
+		}
+	}
+	if st := a.Status(); st.Rebased != 3 {
+		t.Errorf("status rebased = %d, want 3", st.Rebased)
+	}
+	// A later local write of row 1 still carries the base it had before the pull.
+	appExec(t, db, `UPDATE items SET name = 'one local 2' WHERE id = 1`)
+	rows := readOutboxRows(t, db)
+	if last := rows[len(rows)-1]; last.baseVersion != 1 || !strings.Contains(last.base.String, `"one"`) {
+		t.Errorf("later write's base = %d %s; want 1 and the row as pulled before the local write", last.baseVersion, last.base.String)
+	}
+	// The hub's row version for 4 is recorded: a write of it is based on version 3.
+	appExec(t, db, `UPDATE items SET name = 'four local' WHERE id = 4`)
+	rows = readOutboxRows(t, db)
+	if last := rows[len(rows)-1]; last.baseVersion != 3 {
+		t.Errorf("base version of a row pulled at version 3 = %d", last.baseVersion)
+	}
+}
+
+func TestPush_Collapse(t *testing.T) {
+	h, a, db := syncedItems(t)
+	// insert + update → insert of the final row
+	appExec(t, db, `INSERT INTO items (id, name, price) VALUES (5, 'five', '5.00')`)
+	appExec(t, db, `UPDATE items SET name = 'five b' WHERE id = 5`)
+	// insert + update + delete → nothing
+	appExec(t, db, `INSERT INTO items (id, name, price) VALUES (6, 'six', '6.00')`)
+	appExec(t, db, `UPDATE items SET name = 'six b' WHERE id = 6`)
+	appExec(t, db, `DELETE FROM items WHERE id = 6`)
+	// update + update → one update from the first base
+	appExec(t, db, `UPDATE items SET name = 'one b' WHERE id = 1`)
+	appExec(t, db, `UPDATE items SET price = '1.99' WHERE id = 1`)
+	// update + delete → delete
+	appExec(t, db, `UPDATE items SET name = 'two b' WHERE id = 2`)
+	appExec(t, db, `DELETE FROM items WHERE id = 2`)
+
+	rep := pushNow(t, a)
+	if rep.Batches != 1 || rep.Sent != 3 || rep.Applied != 3 || rep.Collapsed != 3 || rep.Pending != 0 {
+		t.Errorf("report %+v; want 1 batch, 3 sent and applied, 3 collapsed, 0 pending", rep)
+	}
+	p := h.pushed()
+	if len(p) != 1 {
+		t.Fatalf("%d pushes, want 1", len(p))
+	}
+	req := p[0]
+	if req.Edge != "test-edge" || req.BatchID == "" || req.SentAt < time.Now().Add(-time.Minute).UnixMicro() {
+		t.Errorf("request header: edge=%q batch=%q sent_at=%d", req.Edge, req.BatchID, req.SentAt)
+	}
+	byKey := map[string]syncproto.PushChange{}
+	for _, c := range req.Changes {
+		byKey[string(c.Key)] = c
+		if c.Table != "public.items" {
+			t.Errorf("change %d table %q", c.ID, c.Table)
+		}
+		if _, err := syncproto.ParseHLC(c.HLC); err != nil || !strings.HasSuffix(c.HLC, "-test-edge") {
+			t.Errorf("change %d hlc %q: %v", c.ID, c.HLC, err)
+		}
+	}
+	c5 := byKey[`{"id":5}`]
+	if c5.Op != "i" || c5.BaseVersion != 0 || c5.Base != nil {
+		t.Errorf("insert+update: %+v", c5)
+	}
+	jsonEq(t, "insert+update row", c5.Row, `{"id":5,"name":"five b","price":"5.00"}`)
+	c1 := byKey[`{"id":1}`]
+	if c1.Op != "u" || c1.BaseVersion != 1 {
+		t.Errorf("update+update: %+v", c1)
+	}
+	jsonEq(t, "update+update row", c1.Row, `{"id":1,"name":"one b","price":"1.99"}`)
+	jsonEq(t, "update+update base", c1.Base, `{"id":1,"name":"one","price":"1.50"}`)
+	c2 := byKey[`{"id":2}`]
+	if c2.Op != "d" || c2.BaseVersion != 2 || c2.Row != nil {
+		t.Errorf("update+delete: %+v", c2)
+	}
+	jsonEq(t, "update+delete base", c2.Base, `{"id":2,"name":"two v2","price":"2.50"}`)
+	if _, ok := byKey[`{"id":6}`]; ok {
+		t.Errorf("insert+update+delete was sent")
+	}
+	if rows := readOutboxRows(t, db); len(rows) != 0 {
+		t.Errorf("outbox after the answer: %+v", rows)
+	}
+}
+
+func TestPush_DeleteThenInsertIsUpdate(t *testing.T) {
+	h, a, db := syncedItems(t)
+	appExec(t, db, `DELETE FROM items WHERE id = 1`)
+	appExec(t, db, `INSERT INTO items (id, name, price) VALUES (1, 'one again', '9.00')`)
+	pushNow(t, a)
+	p := h.pushed()
+	if len(p) != 1 || len(p[0].Changes) != 1 {
+		t.Fatalf("pushes: %+v", p)
+	}
+	c := p[0].Changes[0]
+	if c.Op != "u" || c.BaseVersion != 1 {
+		t.Errorf("delete+insert sent as %s base %d; want u base 1", c.Op, c.BaseVersion)
+	}
+	jsonEq(t, "row", c.Row, `{"id":1,"name":"one again","price":"9.00"}`)
+}
+
+func TestPush_LostAnswerResendsSameBatch(t *testing.T) {
+	h, a, db := syncedItems(t)
+	appExec(t, db, `UPDATE items SET name = 'one local' WHERE id = 1`)
+	appExec(t, db, `INSERT INTO items (id, name, price) VALUES (7, 'seven', '7.00')`)
+
+	var mu sync.Mutex
+	var during []int // entries of the batch in the outbox while the hub handled each push
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		rows, err := db.Query(`SELECT batch_id FROM _synchub_outbox`)
+		if err != nil {
+			h.t.Errorf("read outbox: %v", err)
+			return http.StatusInternalServerError, syncproto.Error{Code: "x"}
+		}
+		k := 0
+		for rows.Next() {
+			var b sql.NullString
+			_ = rows.Scan(&b)
+			if b.Valid && b.String == req.BatchID {
+				k++
+			}
+		}
+		rows.Close()
+		mu.Lock()
+		during = append(during, k)
+		mu.Unlock()
+		if n == 1 {
+			return dropConn, nil
+		}
+		return 0, nil
+	}
+	ctx := context.Background()
+	if _, err := a.PushNow(ctx); err == nil {
+		t.Fatal("PushNow succeeded although the answer was lost")
+	}
+	if st := a.Status(); st.LastPushError == "" || st.Pending != 2 {
+		t.Errorf("after the lost answer: last_push_error=%q pending=%d", st.LastPushError, st.Pending)
+	}
+	// A write after the batch was formed is not part of it.
+	appExec(t, db, `UPDATE items SET name = 'two local' WHERE id = 2`)
+	rep, err := a.PushNow(ctx)
+	if err != nil {
+		t.Fatalf("second PushNow: %v", err)
+	}
+	p := h.pushed()
+	if len(p) != 3 {
+		t.Fatalf("%d pushes, want 3 (lost, re-sent, next batch)", len(p))
+	}
+	if p[0].BatchID != p[1].BatchID {
+		t.Errorf("re-send has batch id %s, first send %s", p[1].BatchID, p[0].BatchID)
+	}
+	if string(mustJSON(t, p[0].Changes)) != string(mustJSON(t, p[1].Changes)) {
+		t.Errorf("re-sent changes differ:\n%s\n%s", mustJSON(t, p[0].Changes), mustJSON(t, p[1].Changes))
+	}
+	if p[2].BatchID == p[0].BatchID || len(p[2].Changes) != 1 || string(p[2].Changes[0].Key) != `{"id":2}` {
+		t.Errorf("third push: %+v", p[2])
+	}
+	mu.Lock()
+	if len(during) != 3 || during[0] != 2 || during[1] != 2 || during[2] != 1 {
+		t.Errorf("outbox entries of the batch while the hub handled each push: %v; want [2 2 1] (kept and marked until the answer)", during)
+	}
+	mu.Unlock()
+	if rep.Batches != 2 || rep.Pending != 0 || len(readOutboxRows(t, db)) != 0 {
+		t.Errorf("report %+v, outbox %v", rep, readOutboxRows(t, db))
+	}
+	if st := a.Status(); st.LastPushError != "" || st.LastPush.IsZero() {
+		t.Errorf("status after recovery: %+v", st)
+	}
+}
+
+func TestPush_BatchIDSurvivesReopen(t *testing.T) {
+	h := newFakeHub(t, itemsTable())
+	h.commit(0, ins(1, "one"))
+	a, path := newAgent(t, h)
+	pullOnly(t, a)
+	if err := a.InitSync(context.Background(), "public.items"); err != nil {
+		t.Fatal(err)
+	}
+	db := reader(t, path)
+	appExec(t, db, `UPDATE items SET name = 'x' WHERE id = 1`)
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		if n == 1 {
+			return dropConn, nil
+		}
+		return 0, nil
+	}
+	if _, err := a.PushNow(context.Background()); err == nil {
+		t.Fatal("want an error for the lost answer")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := openAgent(t, testConfig(t, h.url(), path))
+	pushNow(t, b)
+	p := h.pushed()
+	if len(p) != 2 || p[0].BatchID != p[1].BatchID || p[0].Changes[0].HLC != p[1].Changes[0].HLC {
+		t.Fatalf("after reopening, the batch was not re-sent as it was: %+v", p)
+	}
+}
+
+func TestPush_Rejected(t *testing.T) {
+	var events []ConflictEvent
+	h, a, db := syncedItems(t, func(c *Config) { c.OnConflict = func(e ConflictEvent) { events = append(events, e) } })
+	appExec(t, db, `UPDATE items SET price = '-1' WHERE id = 1`)
+	appExec(t, db, `UPDATE items SET name = 'forbidden' WHERE id = 2`)
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		resp := syncproto.PushResponse{BatchID: req.BatchID}
+		for _, c := range req.Changes {
+			r := syncproto.PushResult{ID: c.ID, Status: syncproto.PushRejected, Reason: "check constraint price_positive", Code: "constraint"}
+			if strings.Contains(string(c.Row), "forbidden") {
+				r.Reason, r.Code = "out of scope", "forbidden"
+				r.Row = json.RawMessage(`{"id":2,"name":"two v2","price":"2.50"}`)
+				r.Version = 2
+			}
+			resp.Results = append(resp.Results, r)
+		}
+		return http.StatusOK, resp
+	}
+	rep := pushNow(t, a)
+	if rep.Rejected != 2 {
+		t.Errorf("report %+v", rep)
+	}
+	got := dump(t, db, "items")
+	// Row 1 stays as the edge wrote it (no row in the answer); row 2 is restored.
+	if strings.Join(got, ",") != "1|one|-1,2|two v2|2.50" {
+		t.Errorf("rows after rejection: %v", got)
+	}
+	rej := rejectedRows(t, db)
+	if len(rej) != 2 || rej[0] != "public.items|u|constraint|check constraint price_positive" || rej[1] != "public.items|u|forbidden|out of scope" {
+		t.Errorf("_synchub_rejected: %v", rej)
+	}
+	if len(events) != 2 || events[0].Status != syncproto.PushRejected || events[1].Code != "forbidden" {
+		t.Errorf("events: %+v", events)
+	}
+	if st := a.Status(); st.RejectedTotal != 2 || st.Pending != 0 {
+		t.Errorf("status rejected_total=%d pending=%d", st.RejectedTotal, st.Pending)
+	}
+	if rows := readOutboxRows(t, db); len(rows) != 0 {
+		t.Errorf("restoring the hub's row was captured: %+v", rows)
+	}
+
+	// A batch the hub refuses as a whole goes to _synchub_rejected with its message.
+	appExec(t, db, `UPDATE items SET name = 'bad batch' WHERE id = 1`)
+	h.onPush = func(int, *syncproto.PushRequest) (int, any) {
+		return http.StatusBadRequest, syncproto.Error{Code: "bad_push", Message: "batch is malformed"}
+	}
+	rep = pushNow(t, a)
+	rej = rejectedRows(t, db)
+	if rep.Rejected != 1 || len(rej) != 3 || rej[2] != "public.items|u|bad_push|batch is malformed" {
+		t.Errorf("whole batch refused: report %+v rejected %v", rep, rej)
+	}
+	// 5xx keeps the batch for a retry.
+	appExec(t, db, `UPDATE items SET name = 'retry me' WHERE id = 1`)
+	h.onPush = func(int, *syncproto.PushRequest) (int, any) {
+		return http.StatusServiceUnavailable, syncproto.Error{Code: "unavailable", Message: "down"}
+	}
+	if _, err := a.PushNow(context.Background()); err == nil {
+		t.Fatal("want an error for a 503")
+	}
+	if rows := readOutboxRows(t, db); len(rows) != 1 || !rows[0].batch.Valid {
+		t.Errorf("after a 503 the outbox is %+v; want the entry kept in its batch", rows)
+	}
+}
+
+func rejectedRows(t testing.TB, db *sql.DB) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT tbl, op, code, reason FROM _synchub_rejected ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a, b, c, d string
+		if err := rows.Scan(&a, &b, &c, &d); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a+"|"+b+"|"+c+"|"+d)
+	}
+	return out
+}
+
+func TestPush_ConflictOutcomes(t *testing.T) {
+	var events []ConflictEvent
+	h, a, db := syncedItems(t, func(c *Config) { c.OnConflict = func(e ConflictEvent) { events = append(events, e) } })
+	appExec(t, db, `UPDATE items SET name = 'one local' WHERE id = 1`)
+	appExec(t, db, `UPDATE items SET name = 'two local' WHERE id = 2`)
+	appExec(t, db, `INSERT INTO items (id, name, price) VALUES (8, 'eight local', '8.00')`)
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		resp := syncproto.PushResponse{BatchID: req.BatchID}
+		for _, c := range req.Changes {
+			r := syncproto.PushResult{ID: c.ID, Status: syncproto.PushConflict, Policy: "server-wins", ConflictID: 70}
+			switch string(c.Key) {
+			case `{"id":1}`:
+				r.Outcome, r.Version = syncproto.OutcomeServerWon, 9
+				r.Row = json.RawMessage(`{"id":1,"name":"one server","price":"1.75"}`)
+			case `{"id":2}`:
+				r.Outcome, r.Policy = syncproto.OutcomeManual, "manual" // deleted on the server
+			case `{"id":8}`:
+				r.Outcome, r.Policy, r.Version = syncproto.OutcomeMerged, "merge", 10
+				r.Row = json.RawMessage(`{"id":8,"name":"eight merged","price":"8.00"}`)
+			}
+			resp.Results = append(resp.Results, r)
+		}
+		return http.StatusOK, resp
+	}
+	rep := pushNow(t, a)
+	if rep.Conflicts != 3 {
+		t.Errorf("report %+v", rep)
+	}
+	got := dump(t, db, "items")
+	if strings.Join(got, ",") != "1|one server|1.75,8|eight merged|8.00" {
+		t.Errorf("rows after the conflicts: %v", got)
+	}
+	if len(events) != 3 || events[0].Outcome != syncproto.OutcomeServerWon || string(events[0].Winner) == "" || events[0].ConflictID != 70 {
+		t.Errorf("events: %+v", events)
+	}
+	if rows := readOutboxRows(t, db); len(rows) != 0 {
+		t.Errorf("applying the winners was captured: %+v", rows)
+	}
+	// The winner's version is the base of the next local write.
+	appExec(t, db, `UPDATE items SET name = 'one again' WHERE id = 1`)
+	appExec(t, db, `UPDATE items SET name = 'eight again' WHERE id = 8`)
+	rows := readOutboxRows(t, db)
+	if len(rows) != 2 || rows[0].baseVersion != 9 || rows[1].baseVersion != 10 {
+		t.Errorf("bases after the conflicts: %+v", rows)
+	}
+}
+
+func TestPush_WinnerDoesNotOverwriteLaterWrite(t *testing.T) {
+	h, a, db := syncedItems(t)
+	appExec(t, db, `UPDATE items SET name = 'first' WHERE id = 1`)
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		// The application writes the row again while the batch is in flight.
+		if _, err := db.Exec(`UPDATE items SET name = 'second' WHERE id = 1`); err != nil {
+			h.t.Errorf("write during push: %v", err)
+		}
+		resp := syncproto.PushResponse{BatchID: req.BatchID}
+		for _, c := range req.Changes {
+			resp.Results = append(resp.Results, syncproto.PushResult{ID: c.ID, Status: syncproto.PushConflict,
+				Outcome: syncproto.OutcomeServerWon, Row: json.RawMessage(`{"id":1,"name":"server","price":"1.50"}`), Version: 5})
+		}
+		h.onPush = nil
+		return http.StatusOK, resp
+	}
+	pushNow(t, a)
+	if got := dump(t, db, "items"); got[0] != "1|second|1.50" {
+		t.Errorf("row 1 = %s; the later local write was lost", got[0])
+	}
+	p := h.pushed()
+	if len(p) != 2 || string(p[1].Changes[0].Row) != `{"id":1,"name":"second","price":"1.50"}` {
+		t.Errorf("the later write was not pushed next: %+v", p)
+	}
+}
+
+func TestEcho_RecordsVersionOnly(t *testing.T) {
+	h, a, db := syncedItems(t)
+	appExec(t, db, `UPDATE items SET name = 'one local' WHERE id = 1`)
+	pushNow(t, a) // answered "applied" without a version
+	foreign := a.Status().AppliedForeign
+
+	// The hub's log now holds the edge's write, tagged with its origin. Its data differs
+	// from the local row only so that a rewrite would show.
+	row := itemRow(1, "one local")
+	row[2].Value = cdc.Text(cdc.KindDecimal, "1.51")
+	v := h.commitFrom("test-edge", time.Now().UnixMicro(), cdc.Change{Table: "public.items", Op: cdc.OpUpdate, After: row})
+	h.commit(0, upd(2, "two foreign"))
+	pullOnly(t, a)
+
+	got := dump(t, db, "items")
+	if strings.Join(got, ",") != "1|one local|1.50,2|two foreign|2.50" {
+		t.Errorf("rows after the echo: %v (the echo must not rewrite the row)", got)
+	}
+	st := a.Status()
+	if st.EchoesSkipped != 1 || st.AppliedForeign != foreign+1 {
+		t.Errorf("echoes_skipped=%d applied_foreign=%d (was %d); want 1 echo and 1 foreign change", st.EchoesSkipped, st.AppliedForeign, foreign)
+	}
+	appExec(t, db, `UPDATE items SET name = 'one next' WHERE id = 1`)
+	rows := readOutboxRows(t, db)
+	if len(rows) != 1 || rows[0].baseVersion != v {
+		t.Errorf("next write's base version = %+v; want the echo's version %d", rows, v)
+	}
+}
+
+func TestHLC_MonotonicAcrossReopenAndPulls(t *testing.T) {
+	h := newFakeHub(t, itemsTable())
+	h.commit(0, ins(1, "one"))
+	path := t.TempDir() + "/edge.db"
+	cfg := testConfig(t, h.url(), path)
+	a := openAgent(t, cfg)
+	pullOnly(t, a)
+	if err := a.InitSync(context.Background(), "items"); err != nil {
+		t.Fatal(err)
+	}
+	db := reader(t, path)
+	appExec(t, db, `UPDATE items SET name = 'a' WHERE id = 1`)
+	pushNow(t, a)
+	first := mustHLC(t, h.pushed()[0].Changes[0].HLC)
+
+	// A commit an hour ahead of the local clock: the next local stamp is after it.
+	future := time.Now().Add(time.Hour).UnixMicro()
+	h.commitFrom("", future, upd(1, "hub"))
+	pullOnly(t, a)
+	appExec(t, db, `UPDATE items SET name = 'b' WHERE id = 1`)
+	pushNow(t, a)
+	second := mustHLC(t, h.pushed()[1].Changes[0].HLC)
+	if second.Compare(first) <= 0 || second.Wall < future {
+		t.Errorf("after pulling ts %d the stamp is %v (first %v); want it past the pulled timestamp", future, second, first)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Reopened, with the wall clock still an hour behind, the clock does not go back.
+	b := openAgent(t, cfg)
+	appExec(t, db, `UPDATE items SET name = 'c' WHERE id = 1`)
+	pushNow(t, b)
+	third := mustHLC(t, h.pushed()[2].Changes[0].HLC)
+	if third.Compare(second) <= 0 {
+		t.Errorf("after reopening the stamp %v is not after %v", third, second)
+	}
+}
+
+func mustHLC(t testing.TB, s string) syncproto.HLC {
+	t.Helper()
+	h, err := syncproto.ParseHLC(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestHLC_Stamp(t *testing.T) {
+	c := &clock{last: syncproto.HLC{Node: "e"}}
+	a := c.stamp(100)
+	b := c.stamp(100)
+	d := c.stamp(50) // the wall clock went back
+	c.observe(1000)
+	e := c.stamp(200)
+	for i, p := range [][2]syncproto.HLC{{a, b}, {b, d}, {d, e}} {
+		if p[1].Compare(p[0]) <= 0 {
+			t.Errorf("stamp %d: %v is not after %v", i, p[1], p[0])
+		}
+	}
+	if e.Wall != 1000 || e.Logical != 1 {
+		t.Errorf("after observing 1000, stamp = %v", e)
+	}
+	c.last.Logical = ^uint16(0)
+	if f := c.stamp(0); f.Wall != 1001 || f.Logical != 0 {
+		t.Errorf("logical overflow: %v", f)
+	}
+}
+
+func TestPush_KindsRoundTrip(t *testing.T) {
+	h := newFakeHub(t, kindsTable())
+	a, path := newAgent(t, h)
+	pullOnly(t, a)
+	if err := a.InitSyncAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	db := reader(t, path)
+	appExec(t, db, `INSERT INTO app_kinds (id, b, f, dec, txt, raw, u, j, d, tm, ts, tz, iv, arr, en, n)
+		VALUES (9223372036854775807, 1, 0.30000000000000004, '12345678901234567890.123456789000', 'héllo "q" \ ✓', x'0001ff',
+		'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a":[1,2,{"b":"c\"d"}]}', '2024-02-29', '23:59:59.999999',
+		'2024-02-29T12:00:00.5', '2024-02-29T11:00:00.123456Z', '1 year 2 mons', '[1,null,3]', 'shipped', NULL)`)
+	appExec(t, db, `INSERT INTO app_kinds (id, b, f, dec, raw) VALUES (-9223372036854775808, 0, 'NaN', '-0.000000000000000001', x'')`)
+	appExec(t, db, `INSERT INTO app_kinds (id, b, f) VALUES (0, 0, ?)`, math.Inf(1))
+	pushNow(t, a)
+	p := h.pushed()
+	if len(p) != 1 || len(p[0].Changes) != 3 {
+		t.Fatalf("pushes: %+v", p)
+	}
+	tbl := kindsTable()
+	decode := func(c syncproto.PushChange) map[string]cdc.Value {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(c.Row, &m); err != nil {
+			t.Fatalf("row %s: %v", c.Row, err)
+		}
+		out := map[string]cdc.Value{}
+		for _, col := range tbl.Columns {
+			raw, ok := m[col.Name]
+			if !ok {
+				t.Errorf("row %s lacks column %s", c.Row, col.Name)
+				continue
+			}
+			v, err := cdc.ParseJSONValue(col.Kind, raw)
+			if err != nil {
+				t.Errorf("column %s: cdc.ParseJSONValue(%s, %s): %v", col.Name, col.Kind, raw, err)
+			}
+			out[col.Name] = v
+		}
+		return out
+	}
+	hi := decode(p[0].Changes[0])
+	want := map[string]cdc.Value{
+		"id": cdc.Int(9223372036854775807), "b": cdc.Bool(true), "f": cdc.Float(0.30000000000000004),
+		"dec": cdc.Text(cdc.KindDecimal, "12345678901234567890.123456789000"), "txt": cdc.Text(cdc.KindText, `héllo "q" \ ✓`),
+		"raw": cdc.Bytes([]byte{0, 1, 0xff}), "u": cdc.Text(cdc.KindUUID, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+		"j": cdc.Text(cdc.KindJSON, `{"a":[1,2,{"b":"c\"d"}]}`), "d": cdc.Text(cdc.KindDate, "2024-02-29"),
+		"tm": cdc.Text(cdc.KindTime, "23:59:59.999999"), "ts": cdc.Text(cdc.KindTimestamp, "2024-02-29T12:00:00.5"),
+		"tz": cdc.Text(cdc.KindTimestampTZ, "2024-02-29T11:00:00.123456Z"), "iv": cdc.Text(cdc.KindInterval, "1 year 2 mons"),
+		"arr": cdc.Text(cdc.KindArray, "[1,null,3]"), "en": cdc.Text(cdc.KindEnum, "shipped"), "n": cdc.Null(),
+	}
+	for k, w := range want {
+		if !hi[k].Equal(w) {
+			t.Errorf("column %s: got %v (%s), want %v (%s)", k, hi[k], hi[k].Kind(), w, w.Kind())
+		}
+	}
+	lo := decode(p[0].Changes[1])
+	if lo["id"].AsInt() != -9223372036854775808 || lo["b"].AsBool() || lo["b"].Kind() != cdc.KindBool ||
+		!lo["f"].Equal(cdc.Float(math.NaN())) || lo["dec"].AsString() != "-0.000000000000000001" ||
+		lo["raw"].Kind() != cdc.KindBytes || len(lo["raw"].AsBytes()) != 0 || !lo["txt"].IsNull() {
+		t.Errorf("second row: %v", lo)
+	}
+	inf := decode(p[0].Changes[2])
+	if !inf["f"].Equal(cdc.Float(math.Inf(1))) {
+		t.Errorf("infinity: %v", inf["f"])
+	}
+	if string(p[0].Changes[0].Key) != `{"id":9223372036854775807}` {
+		t.Errorf("key %s", p[0].Changes[0].Key)
+	}
+}
+
+func TestPush_BadValueRejectedLocally(t *testing.T) {
+	var events []ConflictEvent
+	h := newFakeHub(t, kindsTable())
+	a, path := newAgent(t, h, func(c *Config) { c.OnConflict = func(e ConflictEvent) { events = append(events, e) } })
+	pullOnly(t, a)
+	if err := a.InitSync(context.Background(), "app.kinds"); err != nil {
+		t.Fatal(err)
+	}
+	db := reader(t, path)
+	appExec(t, db, `INSERT INTO app_kinds (id, b) VALUES (1, 'maybe')`)
+	appExec(t, db, `INSERT INTO app_kinds (id, b) VALUES (2, 1)`)
+	rep := pushNow(t, a)
+	if rep.Rejected != 1 || rep.Sent != 1 {
+		t.Errorf("report %+v", rep)
+	}
+	rej := rejectedRows(t, db)
+	if len(rej) != 1 || !strings.Contains(rej[0], "bad_value") || !strings.Contains(rej[0], "column b") {
+		t.Errorf("rejected: %v", rej)
+	}
+	if len(events) != 1 || events[0].Code != "bad_value" {
+		t.Errorf("events %+v", events)
+	}
+}
+
+func TestInitSync_SurvivesSchemaChange(t *testing.T) {
+	h, a, db := syncedItems(t)
+	tbl := itemsTable()
+	tbl.Columns = append(tbl.Columns, cdc.Column{Name: "note", SourceType: "text", Kind: cdc.KindText, SQLiteType: "TEXT", Nullable: true})
+	h.setTables(tbl)
+	h.commit(0, ins(20, "twenty"))
+	pullOnly(t, a)
+	appExec(t, db, `UPDATE items SET note = 'hello' WHERE id = 1`)
+	rows := readOutboxRows(t, db)
+	if len(rows) != 1 || !strings.Contains(rows[0].row.String, `"note":"hello"`) {
+		t.Fatalf("after adding a column: %+v", rows)
+	}
+	// Dropping a column works although the triggers named it.
+	tbl = itemsTable()
+	h.setTables(tbl)
+	h.commit(0, ins(21, "twenty-one"))
+	pullOnly(t, a)
+	appExec(t, db, `UPDATE items SET name = 'x' WHERE id = 2`)
+	rows = readOutboxRows(t, db)
+	if len(rows) != 2 || strings.Contains(rows[1].row.String, "note") {
+		t.Fatalf("after dropping a column: %+v", rows)
+	}
+}
+
+func TestInitSync_UnknownTable(t *testing.T) {
+	_, a, _ := syncedItems(t)
+	if err := a.InitSync(context.Background(), "nope"); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("InitSync of an unknown table: %v", err)
+	}
+}
+
+func TestRun_PushesLocalWrites(t *testing.T) {
+	h, a, db := syncedItems(t, func(c *Config) { c.PushInterval = 10 * time.Millisecond })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	appExec(t, db, `UPDATE items SET name = 'from run' WHERE id = 1`)
+	waitFor(t, 10*time.Second, "the push", func() bool { return len(h.pushed()) == 1 && a.Status().Pending == 0 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
