@@ -1,6 +1,7 @@
 package cdc
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -12,6 +13,36 @@ type Column struct {
 	Kind       Kind   `json:"kind"`
 	SQLiteType string `json:"sqlite_type"` // declared type an edge creates the column with
 	Nullable   bool   `json:"nullable"`
+	// Default is the value, in the column's JSON form, that rows which existed when the
+	// column was added hold (a constant default of ALTER TABLE ADD COLUMN); empty when
+	// unknown or NULL. The source writes nothing for those rows, so an edge that adds the
+	// column sets it in its existing rows.
+	Default JSONText `json:"default,omitempty"`
+}
+
+// JSONText is a JSON value kept as its text. Unlike json.RawMessage it is comparable,
+// so the structs holding it are too.
+type JSONText string
+
+// MarshalJSON writes the text as it is (null when empty).
+func (j JSONText) MarshalJSON() ([]byte, error) {
+	if j == "" {
+		return []byte("null"), nil
+	}
+	if !json.Valid([]byte(j)) {
+		return nil, fmt.Errorf("JSONText %.40q is not valid JSON", string(j))
+	}
+	return []byte(j), nil
+}
+
+// UnmarshalJSON keeps the JSON text; null becomes empty.
+func (j *JSONText) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*j = ""
+		return nil
+	}
+	*j = JSONText(b)
+	return nil
 }
 
 // Table describes one captured table.

@@ -26,6 +26,9 @@ type colDef struct {
 	typOID uint32
 	typMod int32
 	typ    *pgType
+	// missing is the text form of the value rows that existed before the column was
+	// added hold (pg_attribute.attmissingval), nil when there is none.
+	missing *string
 }
 
 // ident quotes a schema-qualified name for SQL.
@@ -69,7 +72,13 @@ func (s *Source) loadTable(ctx context.Context, q querier, name string) (*tableD
 			fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY DEFAULT", ident(name)))
 	}
 	def := &tableDef{oid: oid, table: cdc.Table{Name: name}}
-	rows, err := q.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull
+	// attmissingval is the value a column added with a constant default has in the
+	// rows that existed before it (PostgreSQL 11+); edges need it too, as ALTER TABLE
+	// writes nothing to the WAL for those rows. Array columns are left out: their
+	// missing value does not unnest to one element.
+	rows, err := q.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+			CASE WHEN a.atthasmissing AND a.attndims = 0
+				THEN (SELECT x FROM unnest(a.attmissingval::text::text[]) x LIMIT 1) END
 		FROM pg_attribute a
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 		ORDER BY a.attnum`, oid)
@@ -79,7 +88,7 @@ func (s *Source) loadTable(ctx context.Context, q querier, name string) (*tableD
 	for rows.Next() {
 		var c cdc.Column
 		var cd colDef
-		if err := rows.Scan(&c.Name, &cd.typOID, &cd.typMod, &c.SourceType, &c.Nullable); err != nil {
+		if err := rows.Scan(&c.Name, &cd.typOID, &cd.typMod, &c.SourceType, &c.Nullable, &cd.missing); err != nil {
 			rows.Close()
 			return nil, classify("check tables", fmt.Errorf("read columns of %s: %w", name, err))
 		}
@@ -130,6 +139,13 @@ func (s *Source) resolveColumns(ctx context.Context, q querier, def *tableDef) e
 		def.cols[i].typ = t
 		def.table.Columns[i].Kind = t.kind
 		def.table.Columns[i].SQLiteType = t.kind.SQLiteType()
+		if m := def.cols[i].missing; m != nil && t.kind != cdc.KindArray {
+			v, err := t.decode([]byte(*m), &textArena{})
+			if err != nil {
+				return classify("resolve column types", fmt.Errorf("table %s column %s: default of existing rows %q: %w", def.table.Name, def.table.Columns[i].Name, *m, err))
+			}
+			def.table.Columns[i].Default = cdc.JSONText(v.AppendJSON(nil))
+		}
 	}
 	return nil
 }

@@ -344,6 +344,12 @@ func TestIntegration_AddDropColumn(t *testing.T) {
 		tbl.Columns[2].SourceType != "numeric(10,2)" || tbl.Columns[2].Nullable || strings.Join(tbl.PrimaryKey, ",") != "id" {
 		t.Errorf("table after ADD COLUMN = %+v", tbl)
 	}
+	if got := string(tbl.Columns[2].Default); got != `"0.00"` {
+		t.Errorf("default of existing rows for the added column = %s, want \"0.00\"", got)
+	}
+	if tbl.Columns[1].Default != "" {
+		t.Errorf("column a has a default %s, want none", tbl.Columns[1].Default)
+	}
 	if v, ok := added.Changes[0].After.Get("c"); !ok || v.AsString() != "3.50" {
 		t.Errorf("row after ADD COLUMN = %v", added.Changes[0].After)
 	}

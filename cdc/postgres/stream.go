@@ -461,7 +461,9 @@ func (s *Source) tableFromRelation(ctx context.Context, m *pglogrepl.RelationMes
 		def.cols = append(def.cols, colDef{typOID: c.DataType, typMod: c.TypeModifier})
 		def.table.Columns = append(def.table.Columns, cdc.Column{Name: c.Name})
 	}
-	rows, err := s.meta.Query(ctx, `SELECT format_type(t.typ::oid, t.mod), NOT coalesce(a.attnotnull, false)
+	rows, err := s.meta.Query(ctx, `SELECT format_type(t.typ::oid, t.mod), NOT coalesce(a.attnotnull, false),
+			CASE WHEN a.atthasmissing AND a.attndims = 0
+				THEN (SELECT x FROM unnest(a.attmissingval::text::text[]) x LIMIT 1) END
 		FROM unnest($2::int8[], $3::int4[], $4::text[]) WITH ORDINALITY AS t(typ, mod, name, ord)
 		LEFT JOIN pg_attribute a ON a.attrelid = $1 AND a.attname = t.name AND NOT a.attisdropped
 		ORDER BY t.ord`, m.RelationID, oids, mods, names)
@@ -473,9 +475,15 @@ func (s *Source) tableFromRelation(ctx context.Context, m *pglogrepl.RelationMes
 		if i >= len(def.table.Columns) {
 			break
 		}
-		if err := rows.Scan(&def.table.Columns[i].SourceType, &def.table.Columns[i].Nullable); err != nil {
+		if err := rows.Scan(&def.table.Columns[i].SourceType, &def.table.Columns[i].Nullable, &def.cols[i].missing); err != nil {
 			rows.Close()
 			return nil, classify("read changed table", err)
+		}
+		if old, ok := known.table.Column(def.table.Columns[i].Name); ok {
+			// Only a column added now gets its existing rows' value from the catalog;
+			// a known column keeps what was announced when it was added.
+			def.cols[i].missing = nil
+			def.table.Columns[i].Default = old.Default
 		}
 		i++
 	}
