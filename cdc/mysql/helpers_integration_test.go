@@ -115,6 +115,7 @@ func (e *env) config(tables ...string) Config {
 	}
 	cfg.HeartbeatPeriod = 500 * time.Millisecond
 	cfg.ReadTimeout = 3 * time.Second
+	cfg.ConnectTimeout = 2 * time.Second
 	return cfg
 }
 
@@ -212,12 +213,12 @@ func (c *collector) lastPos() cdc.Position {
 	return txs[len(txs)-1].Pos
 }
 
-// streaming runs Stream in the background until the test ends or stop is called; stop
-// returns Stream's error.
+// streaming runs Stream in the background until the test ends or stop is called.
 type streaming struct {
 	cancel context.CancelFunc
 	done   chan error
-	once   sync.Once
+	mu     sync.Mutex
+	ended  bool
 	err    error
 }
 
@@ -230,16 +231,31 @@ func startStream(t testing.TB, src *Source, h cdc.Handler) *streaming {
 	return s
 }
 
+// wait waits up to timeout for Stream to return and returns its error; ok is false
+// when it is still running.
+func (s *streaming) wait(timeout time.Duration) (err error, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return s.err, true
+	}
+	select {
+	case s.err = <-s.done:
+		s.ended = true
+		return s.err, true
+	case <-time.After(timeout):
+		return nil, false
+	}
+}
+
+// stop cancels Stream and returns its error.
 func (s *streaming) stop() error {
-	s.once.Do(func() {
-		s.cancel()
-		select {
-		case s.err = <-s.done:
-		case <-time.After(30 * time.Second):
-			s.err = errors.New("Stream did not return within 30s of cancellation")
-		}
-	})
-	return s.err
+	s.cancel()
+	err, ok := s.wait(30 * time.Second)
+	if !ok {
+		return errors.New("Stream did not return within 30s of cancellation")
+	}
+	return err
 }
 
 // snapshotAll starts src without a position and reads its snapshot.

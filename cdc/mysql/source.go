@@ -54,6 +54,8 @@ type Source struct {
 	// captured table). Both are written by Stream and read by LagBytes.
 	lastDelivered atomic.Pointer[Position]
 	lastSeen      atomic.Pointer[Position]
+	// binlogConn is the binlog connection's socket, for the stream's watchdog.
+	binlogConn atomic.Pointer[net.Conn]
 }
 
 // New returns a Source for cfg; it does not connect until Start.
@@ -516,7 +518,26 @@ func (s *Source) newSyncer() (*replication.BinlogSyncer, error) {
 	if s.flavour == FlavourMariaDB {
 		flavor = gomysql.MariaDBFlavor
 	}
-	dialer := &net.Dialer{Timeout: s.cfg.ConnectTimeout}
+	connectTimeout := s.cfg.ConnectTimeout
+	dialer := &net.Dialer{Timeout: connectTimeout}
+	// Every connection go-mysql opens starts with a deadline, so the handshake and the
+	// KILL connection of Close cannot hang on a server that accepts but never answers.
+	// The binlog connection keeps it through registration; Stream clears it once the
+	// dump has started, after which the watchdog stands guard.
+	dial := func(ctx context.Context, network, address string) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		_ = c.SetDeadline(time.Now().Add(connectTimeout))
+		return c, nil
+	}
+	s.binlogConn.Store(nil)
+	option := func(c *client.Conn) error {
+		nc := c.Conn.Conn
+		s.binlogConn.Store(&nc)
+		return nil
+	}
 	return replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID:                s.serverID,
 		Flavor:                  flavor,
@@ -527,10 +548,13 @@ func (s *Source) newSyncer() (*replication.BinlogSyncer, error) {
 		Charset:                 "utf8mb4",
 		TimestampStringLocation: time.UTC,
 		HeartbeatPeriod:         s.cfg.HeartbeatPeriod,
-		ReadTimeout:             s.cfg.ReadTimeout,
+		// ReadTimeout is enforced by the stream's watchdog, which counts only the time
+		// spent waiting for events: a read deadline on the connection would also expire
+		// while the consumer is busy and go-mysql's event buffer is full.
 		DisableRetrySync:        true,
 		EventCacheCount:         4096,
 		Logger:                  slog.New(quietHandler{s.log.Handler()}).With("component", "binlog"),
-		Dialer:                  dialer.DialContext,
+		Dialer:                  dial,
+		Option:                  option,
 	}), nil
 }

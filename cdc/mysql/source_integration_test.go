@@ -5,8 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -239,7 +244,25 @@ func TestIntegration_SnapshotSeam(t *testing.T) {
 	cfg.SnapshotPageRows = 100
 	src := newSource(t, cfg)
 	m := &model{rows: map[int64]int64{}}
-	snap, _, _ := snapshotAll(t, src)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := src.Start(ctx, nil); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	var snap []cdc.Change
+	duringSnapshot := writes.Load()
+	// A slow consumer keeps the snapshot open while the writer goes on.
+	if _, err := src.Snapshot(ctx, func(_ context.Context, ch []cdc.Change) error {
+		snap = append(snap, ch...)
+		time.Sleep(20 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	duringSnapshot = writes.Load() - duringSnapshot
+	if duringSnapshot < 20 {
+		t.Fatalf("only %d writes happened while the snapshot was read; the test did not exercise the seam", duringSnapshot)
+	}
 	for _, ch := range snap {
 		m.apply(t, ch)
 	}
@@ -259,7 +282,7 @@ func TestIntegration_SnapshotSeam(t *testing.T) {
 		applied = len(chs)
 		return sameState(m.rows, final)
 	})
-	t.Logf("snapshot rows %d, streamed changes %d, writes %d", len(snap), applied, writes.Load())
+	t.Logf("snapshot rows %d, writes during the snapshot %d, streamed changes %d, writes %d", len(snap), duringSnapshot, applied, writes.Load())
 }
 
 func TestIntegration_ResumeAfterClose(t *testing.T) {
@@ -508,10 +531,8 @@ func TestIntegration_ServerRestartMidStream(t *testing.T) {
 	if err := srv.Restart(ctx); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
-	var streamErr error
-	select {
-	case streamErr = <-st.done:
-	case <-time.After(30 * time.Second):
+	streamErr, ok := st.wait(30 * time.Second)
+	if !ok {
 		t.Fatalf("Stream did not return within 30s of the server restarting")
 	}
 	var ce *cdc.Error
@@ -538,4 +559,41 @@ func TestIntegration_ServerRestartMidStream(t *testing.T) {
 	if fmt.Sprint(ids) != "[3 4]" {
 		t.Fatalf("after restart got ids %v, want [3 4]", ids)
 	}
+}
+
+// TestIntegration_ServerFrozen stops the server process (SIGSTOP): no heartbeat
+// arrives, and Stream must end with a retryable error after ReadTimeout instead of
+// waiting forever.
+func TestIntegration_ServerFrozen(t *testing.T) {
+	srv := mytest.Start(t, myserver.Options{})
+	e := newEnv(t, srv)
+	e.exec("CREATE TABLE f (id INT PRIMARY KEY)")
+	src := newSource(t, e.config("f"))
+	snapshotAll(t, src)
+	h := &collector{}
+	st := startStream(t, src, h)
+	e.exec("INSERT INTO f VALUES (1)")
+	waitFor(t, "one transaction", func() bool { return len(h.whole()) == 1 })
+
+	pidText, err := os.ReadFile(filepath.Join(srv.Dir, "mysqld.pid"))
+	if err != nil {
+		t.Fatalf("read pid file: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pidText)))
+	if err != nil {
+		t.Fatalf("pid file: %v", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP: %v", err)
+	}
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	began := time.Now()
+	streamErr, ok := st.wait(30 * time.Second)
+	if !ok {
+		t.Fatalf("Stream did not return within 30s of the server freezing")
+	}
+	if !cdc.IsRetryable(streamErr) || !strings.Contains(streamErr.Error(), "no binlog event") {
+		t.Fatalf("Stream error = %v; want a retryable error about missing events", streamErr)
+	}
+	t.Logf("Stream gave up after %v: %v", time.Since(began).Round(time.Millisecond), streamErr)
 }

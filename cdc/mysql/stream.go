@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -39,6 +40,9 @@ type streamer struct {
 	// payloadEnd, when set, is the end position of the compressed transaction payload
 	// whose inner events are being handled (their own positions are relative).
 	payloadEnd uint32
+	// waitingSince is when the stream started waiting for the next event (Unix
+	// nanoseconds), 0 while it handles one; the watchdog reads it.
+	waitingSince atomic.Int64
 }
 
 // Stream reads the binlog from the snapshot's position (or the resumed one) and
@@ -95,7 +99,50 @@ func (s *Source) Stream(ctx context.Context, h cdc.Handler) error {
 		originDB: s.cfg.originDatabase(),
 		part:     &cdc.Tx{},
 	}
-	return st.run(ctx, bs)
+	if c := s.binlogConn.Load(); c != nil {
+		_ = (*c).SetDeadline(time.Time{})
+	}
+	stop := st.watch()
+	err = st.run(ctx, bs)
+	if stop() && ctx.Err() == nil {
+		return transientError("stream", fmt.Errorf("no binlog event or heartbeat for %v: the connection is taken for dead", s.cfg.ReadTimeout))
+	}
+	return err
+}
+
+// watch closes the binlog connection when the stream has waited ReadTimeout for an
+// event (heartbeats included), so a silent network failure ends Stream. stop ends the
+// watchdog and reports whether it fired.
+func (st *streamer) watch() (stop func() bool) {
+	timeout := st.s.cfg.ReadTimeout
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	var fired atomic.Bool
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(max(timeout/8, 10*time.Millisecond))
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				since := st.waitingSince.Load()
+				if since != 0 && now.Sub(time.Unix(0, since)) > timeout {
+					fired.Store(true)
+					if c := st.s.binlogConn.Load(); c != nil {
+						(*c).Close()
+					}
+					return
+				}
+			}
+		}
+	}()
+	return func() bool {
+		close(done)
+		<-finished
+		return fired.Load()
+	}
 }
 
 // syncRequest says where the binlog dump starts: after the GTID set when the position
@@ -133,11 +180,13 @@ func (st *streamer) run(ctx context.Context, bs *replication.BinlogStreamer) err
 	for {
 		var ev *replication.BinlogEvent
 		var err error
+		st.waitingSince.Store(time.Now().UnixNano())
 		if st.idlePending && !st.inTx {
 			wctx, cancel := context.WithTimeout(ctx, idleWait)
 			ev, err = bs.GetEvent(wctx)
 			cancel()
 			if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+				st.waitingSince.Store(0)
 				st.idlePending = false
 				if err := st.h.Idle(ctx); err != nil {
 					return err
@@ -147,6 +196,7 @@ func (st *streamer) run(ctx context.Context, bs *replication.BinlogStreamer) err
 		} else {
 			ev, err = bs.GetEvent(ctx)
 		}
+		st.waitingSince.Store(0)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
