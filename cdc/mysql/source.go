@@ -551,10 +551,10 @@ func (s *Source) newSyncer() (*replication.BinlogSyncer, error) {
 		// ReadTimeout is enforced by the stream's watchdog, which counts only the time
 		// spent waiting for events: a read deadline on the connection would also expire
 		// while the consumer is busy and go-mysql's event buffer is full.
-		DisableRetrySync:        true,
-		EventCacheCount:         4096,
-		Logger:                  slog.New(quietHandler{s.log.Handler()}).With("component", "binlog"),
-		Dialer:                  dial,
-		Option:                  option,
+		DisableRetrySync: true,
+		EventCacheCount:  4096,
+		Logger:           slog.New(quietHandler{s.log.Handler()}).With("component", "binlog"),
+		Dialer:           dial,
+		Option:           option,
 	}), nil
 }
