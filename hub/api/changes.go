@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/synchub/synchub/hub/changelog"
+	"github.com/synchub/synchub/hub/edges"
 	"github.com/synchub/synchub/hub/syncproto"
 )
 
@@ -85,6 +86,7 @@ func (s *Server) handleChanges(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	s.seen(c, edges.Pull, q.req.Since, "")
 	ctx := c.UserContext()
 	var timer *time.Timer
 	for {

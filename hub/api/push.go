@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/synchub/synchub/hub/edges"
 	"github.com/synchub/synchub/hub/push"
 	"github.com/synchub/synchub/hub/syncproto"
 )
@@ -35,6 +36,7 @@ func (s *Server) handlePush(c *fiber.Ctx) error {
 	if err := decodeStrict(body, &req); err != nil {
 		return badParameter("push body: %v; send a JSON object {\"edge\":…,\"batch_id\":…,\"sent_at\":…,\"changes\":[…]}", err)
 	}
+	s.seen(c, edges.Push, 0, req.Edge)
 	resp, err := s.deps.Push.Push(c.UserContext(), req)
 	if err != nil {
 		return s.pushError(c, err)

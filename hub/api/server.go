@@ -16,6 +16,7 @@ import (
 
 	"github.com/synchub/synchub/hub/audit"
 	"github.com/synchub/synchub/hub/changelog"
+	"github.com/synchub/synchub/hub/edges"
 	"github.com/synchub/synchub/hub/push"
 	"github.com/synchub/synchub/hub/syncproto"
 )
@@ -37,6 +38,10 @@ type Deps struct {
 	Push *push.Service
 	// Audit serves GET /v1/audit; nil answers 503.
 	Audit audit.Log
+	// Seen, when set, is told after every answered GET /v1/changes (kind Pull, the
+	// request's since as watermark) and POST /v1/push (kind Push) which edge made it,
+	// and the text of its credential's claims (empty without edge authentication).
+	Seen func(edgeID string, kind edges.Kind, watermark int64, scope string)
 }
 
 // Server is the sync API. Create it with New and run it with Serve.
