@@ -259,13 +259,19 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 }
 
 // refusedBatch reports whether err is the hub refusing a batch as such (a 4xx other
-// than timeouts and rate limits): sending it again would not help.
+// than timeouts, rate limits, authentication and a missing endpoint): sending it again
+// would not help.
 func refusedBatch(err error) bool {
 	var he *HubError
 	if !errors.As(err, &he) {
 		return false
 	}
-	return he.Status >= 400 && he.Status < 500 && !he.Retryable() && he.Status != http.StatusUnauthorized
+	switch he.Status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		// Credentials or the hub's configuration, not the batch: retry once fixed.
+		return false
+	}
+	return he.Status >= 400 && he.Status < 500 && !he.Retryable()
 }
 
 // formBatch returns the batch to send: the one already formed and unanswered, if any,

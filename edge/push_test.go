@@ -790,11 +790,31 @@ func TestInitSync_UnknownTable(t *testing.T) {
 
 func TestRun_PushesLocalWrites(t *testing.T) {
 	h, a, db := syncedItems(t, func(c *Config) { c.PushInterval = 10 * time.Millisecond })
+	var sawErr atomicFlag
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		if n <= 2 {
+			return http.StatusServiceUnavailable, syncproto.Error{Code: "unavailable", Message: "hub is starting"}
+		}
+		return 0, nil
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	appExec(t, db, `UPDATE items SET name = 'from run' WHERE id = 1`)
-	waitFor(t, 10*time.Second, "the push", func() bool { return len(h.pushed()) == 1 && a.Status().Pending == 0 })
+	waitFor(t, 10*time.Second, "the push", func() bool {
+		st := a.Status()
+		if strings.Contains(st.LastPushError, "hub is starting") {
+			sawErr.set()
+		}
+		return len(h.pushed()) == 3 && st.Pending == 0
+	})
+	if st := a.Status(); !sawErr.get() || st.LastPushError != "" || st.LastPush.IsZero() || st.Pushed != 1 {
+		t.Errorf("status: saw the error %v, now %+v", sawErr.get(), st)
+	}
+	p := h.pushed()
+	if p[0].BatchID != p[2].BatchID {
+		t.Errorf("retries used another batch id")
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -804,4 +824,16 @@ func TestRun_PushesLocalWrites(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return")
 	}
+}
+
+type atomicFlag struct {
+	mu sync.Mutex
+	v  bool
+}
+
+func (f *atomicFlag) set() { f.mu.Lock(); f.v = true; f.mu.Unlock() }
+func (f *atomicFlag) get() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.v
 }
