@@ -419,7 +419,11 @@ func (s *Source) LagBytes(ctx context.Context) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	logs, err := binaryLogs(s.meta)
+	var logs []binaryLog
+	err := s.withMeta(ctx, func(c *client.Conn) (err error) {
+		logs, err = binaryLogs(c)
+		return err
+	})
 	if err != nil {
 		return 0, classify("measure lag", err)
 	}
@@ -485,7 +489,29 @@ func (s *Source) reloadTable(name string) (*tableDef, error) {
 	if s.meta == nil {
 		return nil, errors.New("mysql: source closed")
 	}
-	return loadTable(s.meta, name, s.flavour == FlavourMariaDB)
+	var def *tableDef
+	err := s.withMeta(context.Background(), func(c *client.Conn) (err error) {
+		def, err = loadTable(c, name, s.flavour == FlavourMariaDB)
+		return err
+	})
+	return def, err
+}
+
+// withMeta runs f on the catalog connection, reconnecting once when the connection
+// itself failed (the server closes connections idle past wait_timeout). The caller
+// holds metaMu.
+func (s *Source) withMeta(ctx context.Context, f func(*client.Conn) error) error {
+	err := f(s.meta)
+	if err == nil || serverError(err) != nil || ctx.Err() != nil {
+		return err
+	}
+	conn, cerr := s.connect(ctx)
+	if cerr != nil {
+		return err
+	}
+	s.meta.Close()
+	s.meta = conn
+	return f(conn)
 }
 
 // quietLogger passes go-mysql's warnings and errors on at debug level: the source

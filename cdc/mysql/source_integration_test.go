@@ -597,3 +597,33 @@ func TestIntegration_ServerFrozen(t *testing.T) {
 	}
 	t.Logf("Stream gave up after %v: %v", time.Since(began).Round(time.Millisecond), streamErr)
 }
+
+// TestIntegration_CatalogReconnects kills the source's catalog connection (as
+// wait_timeout would): LagBytes and the reload after DDL reconnect instead of failing.
+func TestIntegration_CatalogReconnects(t *testing.T) {
+	e := newEnv(t, sharedServer(t))
+	e.exec("CREATE TABLE k (id INT PRIMARY KEY)")
+	src := newSource(t, e.config("k"))
+	snapshotAll(t, src)
+	h := &collector{}
+	startStream(t, src, h)
+	kill := func() {
+		src.metaMu.Lock()
+		id := src.meta.GetConnectionID()
+		src.metaMu.Unlock()
+		e.exec(fmt.Sprintf("KILL %d", id))
+	}
+	kill()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := src.LagBytes(ctx); err != nil {
+		t.Fatalf("LagBytes after the catalog connection was killed: %v", err)
+	}
+	kill()
+	e.exec("ALTER TABLE k ADD COLUMN v INT")
+	e.exec("INSERT INTO k VALUES (1, 2)")
+	waitFor(t, "the ALTER and the insert", func() bool { return len(h.whole()) == 2 })
+	if tx := h.whole()[0]; len(tx.Tables) != 1 || len(tx.Tables[0].Columns) != 2 {
+		t.Fatalf("ALTER transaction = %+v", tx)
+	}
+}
