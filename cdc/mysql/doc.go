@@ -127,7 +127,7 @@
 //	                                                      bit set is negative (same 64 bits)
 //	CHAR, VARCHAR, TEXT (UTF-8)              text         as stored (CHAR without trailing spaces)
 //	BINARY(n), VARBINARY, BLOB               bytes        raw bytes (BINARY padded to n)
-//	JSON (MySQL binary JSON)                 json         go-mysql's rendering of the document
+//	JSON (MySQL binary JSON)                 json         the document, compact
 //	JSON (MariaDB: LONGTEXT + json_valid)    json         the text as stored
 //	ENUM                                     enum         the label
 //	SET                                      text         labels in declaration order, comma-separated
@@ -142,8 +142,9 @@
 //
 //   - MySQL 8 is covered by unit tests on binlog event fixtures only; the test
 //     machines run MariaDB 10.11.
-//   - MySQL's rendering of a JSON document by the snapshot may differ in spacing from
-//     go-mysql's rendering of the same document in the binlog (same value, other text).
+//   - MySQL's binary JSON is compacted (no insignificant spaces) in the snapshot and the
+//     stream alike; numbers the server and go-mysql print differently (1e30 vs 1e+30)
+//     may still differ in text while equal in value.
 //   - Partial JSON updates (binlog_row_value_options=PARTIAL_JSON) are refused.
 //   - XA transactions and statement-based events are not decoded.
 //   - TLS connections are not configurable yet.

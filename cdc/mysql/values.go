@@ -1,6 +1,8 @@
 package mysql
 
 import (
+	"bytes"
+	"encoding/json"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -82,12 +84,12 @@ func binlogValue(col *cdc.Column, info *colInfo, v any) (cdc.Value, error) {
 			if x == "" {
 				x = "null"
 			}
-			return cdc.Text(cdc.KindJSON, x), nil
+			return cdc.Text(cdc.KindJSON, jsonText(info, x)), nil
 		case []byte:
 			if len(x) == 0 {
 				return cdc.Text(cdc.KindJSON, "null"), nil
 			}
-			return cdc.Text(cdc.KindJSON, string(x)), nil
+			return cdc.Text(cdc.KindJSON, jsonText(info, string(x))), nil
 		case *replication.JsonDiff:
 			return cdc.Value{}, fmt.Errorf("column %s: partial JSON update in the binlog; set binlog_row_value_options='' so full JSON values are logged", col.Name)
 		}
@@ -160,9 +162,13 @@ func snapshotValue(col *cdc.Column, info *colInfo, fv *gomysql.FieldValue) (cdc.
 		if fv.Type == gomysql.FieldValueTypeString {
 			return cdc.Text(cdc.KindTime, trimFraction(string(fv.AsString()))), nil
 		}
-	case cdc.KindEnum, cdc.KindText, cdc.KindJSON:
+	case cdc.KindEnum, cdc.KindText:
 		if fv.Type == gomysql.FieldValueTypeString {
 			return cdc.Text(col.Kind, string(fv.AsString())), nil
+		}
+	case cdc.KindJSON:
+		if fv.Type == gomysql.FieldValueTypeString {
+			return cdc.Text(cdc.KindJSON, jsonText(info, string(fv.AsString()))), nil
 		}
 	case cdc.KindBytes:
 		if fv.Type == gomysql.FieldValueTypeString {
@@ -170,6 +176,20 @@ func snapshotValue(col *cdc.Column, info *colInfo, fv *gomysql.FieldValue) (cdc.
 		}
 	}
 	return cdc.Value{}, fmt.Errorf("column %s (%s, kind %s): unexpected value %s", col.Name, col.SourceType, col.Kind, truncateText(fv.String()))
+}
+
+// jsonText is the canonical text of a JSON value. MySQL's binary JSON is rendered by
+// the server in the snapshot and by go-mysql in the binlog, with different spacing, so
+// it is compacted; MariaDB's JSON is text and stays exactly as stored.
+func jsonText(info *colInfo, s string) string {
+	if info.dataType != "json" {
+		return s
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(s)); err != nil {
+		return s
+	}
+	return b.String()
 }
 
 func toInt64(v any) (int64, bool) {

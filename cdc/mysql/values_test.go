@@ -71,3 +71,17 @@ func TestBinlogValue(t *testing.T) {
 		t.Error("bitValue")
 	}
 }
+
+func TestJSONText(t *testing.T) {
+	mysqlJSON := &colInfo{dataType: "json"}
+	if got := jsonText(mysqlJSON, `{"a": [1, 2], "b": {"c": null}}`); got != `{"a":[1,2],"b":{"c":null}}` {
+		t.Errorf("MySQL JSON = %s", got)
+	}
+	mariaJSON := &colInfo{dataType: "longtext"}
+	if got := jsonText(mariaJSON, `{"a": 1}`); got != `{"a": 1}` {
+		t.Errorf("MariaDB JSON text changed to %s", got)
+	}
+	if got := jsonText(mysqlJSON, `not json`); got != `not json` {
+		t.Errorf("invalid JSON changed to %s", got)
+	}
+}
