@@ -10,6 +10,7 @@ import (
 	"github.com/synchub/synchub/hub/api"
 	"github.com/synchub/synchub/hub/changelog"
 	"github.com/synchub/synchub/hub/push"
+	"github.com/synchub/synchub/metrics"
 )
 
 // GCPercent is the garbage-collection target synchub's binary sets for a hub when
@@ -45,6 +46,8 @@ type Config struct {
 	// (push.DefaultMetaPath gives the usual place next to the change log). Its
 	// policies are checked by New, which knows the registered custom resolvers.
 	Push push.Config
+	// Metrics chooses optional series (metrics.per_edge in hub.yaml).
+	Metrics metrics.Options
 }
 
 // DefaultConfig returns the defaults documented in README.md.

@@ -83,18 +83,22 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	if err := cfg.Push.Validate(deps.Resolvers); err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, deps: deps, log: deps.Log, ready: make(chan struct{})}
+	h := &Hub{cfg: cfg, deps: deps, log: deps.Log, ready: make(chan struct{}), m: metrics.New(cfg.Metrics)}
 	if deps.Applier != nil {
 		svc, err := push.Open(context.Background(), cfg.Push, push.Deps{
 			Store: deps.Store, Applier: deps.Applier, Audit: deps.Audit, Resolvers: deps.Resolvers,
-			Log: deps.Log.With("component", "push"),
+			Log: deps.Log.With("component", "push"), Observer: h.m,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("push service: %w", err)
 		}
 		h.push = svc
+		h.m.SetQueueCounts(h.queueCounts)
 	}
-	h.m = metrics.NewHub(deps.Registry)
+	if err := h.m.Register(deps.Registry); err != nil {
+		h.closePush()
+		return nil, err
+	}
 	h.in = newIngester(cfg, deps.Source, deps.Store, h.m, deps.Log.With("component", "ingest"))
 	if h.push != nil {
 		h.in.landed = h.push.Landed
@@ -126,16 +130,24 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 }
 
 func (h *Hub) observeRequest(route string, code int, d time.Duration, changes int, bytes int) {
-	h.m.HTTPRequestSeconds.WithLabelValues(route, fmt.Sprint(code)).Observe(d.Seconds())
-	if route == "/v1/changes" {
-		switch {
-		case code == 200:
-			h.m.PullChanges.Add(float64(changes))
-			h.m.PullBytes.Add(float64(bytes))
-		case code == 410:
-			h.m.PullGone.Inc()
-		}
+	h.m.ObserveRequest(route, code, d, changes, bytes)
+}
+
+// Metrics returns the hub's collectors, for wiring other parts' hooks to them:
+// Metrics().SetEdges for the edge registry, and Metrics() itself as the API's auth
+// observer (AuthFailed, RateLimited).
+func (h *Hub) Metrics() *metrics.Hub { return h.m }
+
+// queueCounts reads the push service's open queues for a scrape.
+func (h *Hub) queueCounts() (metrics.QueueCounts, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, r, err := h.push.OpenCounts(ctx)
+	if err != nil {
+		h.log.Warn("metrics: count open conflicts", "err", err)
+		return metrics.QueueCounts{}, false
 	}
+	return metrics.QueueCounts{Conflicts: c, Rejected: r}, true
 }
 
 // Status reports the hub's state for /v1/status and the demo.

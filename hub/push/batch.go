@@ -116,6 +116,7 @@ func (s *Service) finish(ctx context.Context, req syncproto.PushRequest, p *plan
 	if err := tx.Commit(); err != nil {
 		return resp, fmt.Errorf("store answer of batch %s: %w", req.BatchID, err)
 	}
+	s.observe(req, p)
 	s.auditBatch(ctx, req, p, now)
 	return resp, nil
 }

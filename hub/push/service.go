@@ -36,6 +36,8 @@ type Deps struct {
 	Log       *slog.Logger
 	// Now is the hub's clock; nil means time.Now.
 	Now func() time.Time
+	// Observer counts the outcome of every stored batch's changes; nil counts nothing.
+	Observer Observer
 }
 
 // Service handles edge pushes, the manual conflict queue and rejected changes. Its
@@ -49,6 +51,8 @@ type Service struct {
 	log     *slog.Logger
 	now     func() time.Time
 	db      *sql.DB
+	// observer counts outcomes; nil counts nothing.
+	observer Observer
 
 	batchLocks keyedLocks
 	writeMu    sync.Mutex // conflict detection through the central-database write
@@ -90,7 +94,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	return &Service{
 		cfg: cfg, store: deps.Store, applier: deps.Applier, audit: deps.Audit,
-		rules: cfg.Rules(deps.Resolvers), log: deps.Log, now: deps.Now, db: db,
+		rules: cfg.Rules(deps.Resolvers), log: deps.Log, now: deps.Now, db: db, observer: deps.Observer,
 		waiters: make(map[string][]chan int64),
 		pending: make(map[rowRef]pendingWrite),
 		byBatch: make(map[string][]rowRef),
