@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,6 +159,8 @@ type SQLiteStore struct {
 	driverStmts map[string]driver.StmtExecContext
 
 	compactMu sync.Mutex
+
+	bw bucketWriter // used only by the writer holding wsem
 }
 
 var _ Store = (*SQLiteStore)(nil)
@@ -218,7 +221,7 @@ func usTime(us int64) time.Time {
 }
 
 // formatVersion is the file format, kept in PRAGMA user_version.
-const formatVersion = 1
+const formatVersion = 2
 
 var schemaDDL = []string{
 	`CREATE TABLE state (
@@ -265,7 +268,28 @@ var schemaDDL = []string{
 	`CREATE TABLE schemas (
 		version INTEGER PRIMARY KEY,
 		body BLOB NOT NULL)`,
-	`PRAGMA user_version = ` + strconv.Itoa(formatVersion),
+}
+
+var userVersionSQL = `PRAGMA user_version = ` + strconv.Itoa(formatVersion)
+
+// migrateBuckets upgrades a format 1 change log: it adds the bucket index, empty (a
+// change log written without sync rules has none).
+func (s *SQLiteStore) migrateBuckets(ctx context.Context) error {
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("upgrade change log format 1 to %d: %w", formatVersion, err)
+	}
+	defer tx.Rollback()
+	for _, q := range append(slices.Clone(bucketDDL), userVersionSQL) {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("upgrade change log format 1 to %d: %w", formatVersion, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("upgrade change log format 1 to %d: %w", formatVersion, err)
+	}
+	s.log.Info("change log format upgraded", "from", 1, "to", formatVersion)
+	return nil
 }
 
 func (c SQLiteConfig) dsn(write bool) string {
@@ -360,6 +384,8 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 	switch {
 	case uv == formatVersion:
 		return nil
+	case uv == 1:
+		return s.migrateBuckets(ctx)
 	case uv > formatVersion:
 		return fmt.Errorf("change log %s has format %d, newer than this synchub understands (%d): upgrade synchub or point store.path at another file", s.cfg.Path, uv, formatVersion)
 	}
@@ -375,7 +401,7 @@ func (s *SQLiteStore) migrate(ctx context.Context) error {
 	if n > 0 {
 		return fmt.Errorf("change log %s already holds tables that synchub did not create: point store.path at a new file", s.cfg.Path)
 	}
-	for _, q := range schemaDDL {
+	for _, q := range append(append(slices.Clone(schemaDDL), bucketDDL...), userVersionSQL) {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("create change log tables: %w", err)
 		}
@@ -448,6 +474,7 @@ func discardAfter(ctx context.Context, tx execer, head int64) error {
 		{`DELETE FROM rows WHERE version > ?`, []any{head}},
 		{`DELETE FROM chunks WHERE id >= ?`, []any{chunkID(head+1, 0)}},
 		{`DELETE FROM versions WHERE version > ?`, []any{head}},
+		{`DELETE FROM bentries WHERE version > ?`, []any{head}},
 	}
 	for _, st := range stmts {
 		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {

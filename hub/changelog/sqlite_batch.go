@@ -197,6 +197,8 @@ func (b *sqliteBatch) DiscardUnfinished(ctx context.Context) error {
 	b.ws.entries -= ov.changes
 	b.ws.bytes -= ov.bytes
 	b.ws.open = openVersion{}
+	b.s.bw.reset()
+	b.s.bw.broken = 0
 	b.s.rows.clear()
 	b.s.chunkRows.clear()
 	b.s.log.Info("discarded an unfinished version; the source sends it again", "version", ov.version, "changes", ov.changes)
@@ -255,6 +257,9 @@ func copyTables(tables []cdc.Table) ([]cdc.Table, error) {
 func (b *sqliteBatch) writeSchema(tables []cdc.Table) error {
 	if b.ws.schemaVersion > 0 && sameTables(b.ws.tables, tables) {
 		return nil
+	}
+	if err := b.s.bw.set.Check(tables); err != nil {
+		return fmt.Errorf("the captured tables no longer match the sync rules: %w", err)
 	}
 	v := b.ws.schemaVersion + 1
 	body, err := json.Marshal(syncproto.SchemaResponse{Version: v, Tables: tables})
@@ -367,14 +372,34 @@ func (b *sqliteBatch) appendChange(c *cdc.Change) error {
 		return fmt.Errorf("unknown op %d", c.Op)
 	}
 
+	// The buckets of the row's previous image are found before the change is
+	// encoded: the current chunk is where a previous image may be read from.
+	rts := b.routesFor(tbl)
+	var olds []string
+	if len(rts) > 0 {
+		from := key
+		if oldKey != "" {
+			from = oldKey
+		}
+		var err error
+		if olds, err = b.oldBuckets(rts, tbl, c, from); err != nil {
+			return err
+		}
+	}
+
 	if b.n > 0 {
 		b.buf = append(b.buf, ',')
 	}
 	start := len(b.buf)
 	b.buf = syncproto.AppendChange(b.buf, c, tbl)
+	ov := &b.ws.open
+	if len(rts) > 0 {
+		if err := b.routeChange(rts, olds, start, ov.changes+int64(b.n)); err != nil {
+			return fmt.Errorf("bucket index: %w", err)
+		}
+	}
 	b.n++
 
-	ov := &b.ws.open
 	seq := int64(ov.nextSeq)
 	var err error
 	switch c.Op {
@@ -468,6 +493,9 @@ func (b *sqliteBatch) complete(tx *cdc.Tx) error {
 		return err
 	}
 	ov := b.ws.open
+	if err := b.s.bw.writeVersion(b.ctx, b.s.wconn, ov.version); err != nil {
+		return err
+	}
 	commitUS := time.Now().UnixMicro()
 	if !tx.CommitTime.IsZero() {
 		commitUS = tx.CommitTime.UnixMicro()
@@ -611,12 +639,14 @@ func (b *sqliteBatch) Reset(ctx context.Context, sourceKind string) error {
 	if err := b.usable(); err != nil {
 		return err
 	}
-	for _, q := range []string{`DELETE FROM chunks`, `DELETE FROM versions`, `DELETE FROM rows`} {
+	for _, q := range []string{`DELETE FROM chunks`, `DELETE FROM versions`, `DELETE FROM rows`, `DELETE FROM bentries`} {
 		if _, err := b.s.wconn.ExecContext(ctx, q); err != nil {
 			return b.fail(fmt.Errorf("reset change log: %w", err))
 		}
 	}
 	b.ws.open = openVersion{}
+	b.s.bw.reset()
+	b.s.bw.broken = 0
 	b.buf, b.n = b.buf[:1], 0
 	for _, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions, b.versions1} {
 		g.discard()
@@ -700,7 +730,13 @@ func (b *sqliteBatch) Rollback() error {
 	s := b.s
 	s.rows.clear()
 	s.chunkRows.clear()
+	s.bw.reset()
+	clear(s.bw.ids)
 	s.mu.Lock()
+	if v := s.committed.open.version; v != 0 {
+		// Parts of v committed earlier had bucket entries pending in memory only.
+		s.bw.broken = v
+	}
 	s.batchOpen = false
 	s.mu.Unlock()
 	b.release()

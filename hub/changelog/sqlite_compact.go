@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/synchub/synchub/cdc"
@@ -181,7 +182,23 @@ type compactor struct {
 	seen      map[string]bool // rows changed later in the current chunk
 	truncated map[string]bool // tables truncated later in the current chunk
 	kb        []byte
+
+	// fates are the last chunk's decisions, one per change.
+	fates []fate
+	// bucketMode is set while bucket entries are compacted (see compactBuckets).
+	bucketMode bool
+	// bucketsDone is the last version whose bucket entries were compacted.
+	bucketsDone int64
 }
+
+// fate is what compaction does with one stored change.
+type fate uint8
+
+const (
+	keep  fate = iota
+	drop       // remove it
+	strip      // keep it without its old key (the old key's tombstone is gone)
+)
 
 type storedChunk struct {
 	id     int64
@@ -212,6 +229,10 @@ func (c *compactor) step(ctx context.Context, from, end int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	upTo := c.b.h
+	if next < end && len(chunks) > 0 {
+		upTo, _ = splitChunkID(chunks[len(chunks)-1].id)
+	}
 	for _, p := range []struct {
 		st **sql.Stmt
 		q  string
@@ -225,6 +246,11 @@ func (c *compactor) step(ctx context.Context, from, end int64) (int64, error) {
 		}
 	}
 	s.chunkRows.clear()
+	// Bucket entries go first: compacting a chunk may drop index entries of its own
+	// version, which decide for earlier bucket entries.
+	if err := c.compactBuckets(ctx, tx, upTo); err != nil {
+		return 0, err
+	}
 	deltas := map[int64]*versionDelta{}
 	var order []int64
 	var removed, removedBytes int64
@@ -319,17 +345,17 @@ func (c *compactor) load(ctx context.Context, tx *sql.Tx, from, end int64) ([]st
 // rewritten data and how many changes it keeps.
 func (c *compactor) chunk(ctx context.Context, tx *sql.Tx, ch storedChunk) ([]byte, int64, error) {
 	v, seq := splitChunkID(ch.id)
+	if c.bucketMode {
+		// Past every chunk of v: the row index never counts as a later change within
+		// v, and its entries are never dropped for a bucket entry.
+		seq = maxChunkSeq + 1
+	}
 	var elems [][]byte
 	if err := eachElem(ch.data, func(e []byte) error { elems = append(elems, e); return nil }); err != nil {
 		return nil, 0, err
 	}
-	type fate uint8
-	const (
-		keep fate = iota
-		drop
-		strip
-	)
 	fates := make([]fate, len(elems))
+	c.fates = fates
 	parsed := make([]rawChange, len(elems))
 	clear(c.seen)
 	clear(c.truncated)
@@ -360,7 +386,7 @@ func (c *compactor) chunk(ctx context.Context, tx *sql.Tx, ch storedChunk) ([]by
 			}
 		case 'd':
 			key := string(appendKeyFromKey(c.kb[:0], rc.key))
-			sup, err := c.superseded(ctx, qt, tbl.name, key, v, seq)
+			sup, err := c.superseded(ctx, qt, tbl.name, key, v, seq, true)
 			if err != nil {
 				return nil, 0, err
 			}
@@ -375,14 +401,14 @@ func (c *compactor) chunk(ctx context.Context, tx *sql.Tx, ch storedChunk) ([]by
 			}
 		case 'i', 'u':
 			key := string(appendKeyFromRow(c.kb[:0], rc.row, tbl.qkeys))
-			newSup, err := c.superseded(ctx, qt, tbl.name, key, v, seq)
+			newSup, err := c.superseded(ctx, qt, tbl.name, key, v, seq, false)
 			if err != nil {
 				return nil, 0, err
 			}
 			oldSup, oldGone := true, false
 			if rc.key != nil {
 				old := string(appendKeyFromKey(c.kb[:0], rc.key))
-				if oldSup, err = c.superseded(ctx, qt, tbl.name, old, v, seq); err != nil {
+				if oldSup, err = c.superseded(ctx, qt, tbl.name, old, v, seq, true); err != nil {
 					return nil, 0, err
 				}
 				if !oldSup && v <= c.b.drop {
@@ -441,12 +467,17 @@ func (c *compactor) chunk(ctx context.Context, tx *sql.Tx, ch storedChunk) ([]by
 // superseded reports whether the row (qt, key) changes again after chunk (v, seq):
 // later in the same chunk, or — by the row index — in a later chunk of a version no
 // newer than the seal. It also records the row as seen for earlier changes.
-func (c *compactor) superseded(ctx context.Context, qt, table, key string, v int64, seq int) (bool, error) {
+func (c *compactor) superseded(ctx context.Context, qt, table, key string, v int64, seq int, tombstone bool) (bool, error) {
 	sk := qt + "\x00" + key
 	if c.seen[sk] {
 		return true, nil
 	}
 	c.seen[sk] = true
+	if c.bucketMode && tombstone {
+		// A later change of the row may be in another bucket (it moved out), so in
+		// a bucket only a later change in the same entry supersedes a delete.
+		return false, nil
+	}
 	var (
 		rv      int64
 		rs      int
@@ -461,4 +492,77 @@ func (c *compactor) superseded(ctx context.Context, qt, table, key string, v int
 	}
 	later := rv > v || (rv == v && rs > seq)
 	return later && rv <= c.b.seal, nil
+}
+
+// compactBuckets compacts the bucket entries of versions after bucketsDone up to upTo
+// by the rules chunks follow, except that a delete is dropped only with the
+// tombstones (see superseded), and records upTo as done.
+func (c *compactor) compactBuckets(ctx context.Context, tx *sql.Tx, upTo int64) error {
+	if upTo <= c.bucketsDone {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT e.bucket, e.version, e.n, e.ords, e.data, v.schema_version
+		FROM bentries e JOIN versions v ON v.version = e.version
+		WHERE e.version > ? AND e.version <= ? ORDER BY e.version, e.bucket`, c.bucketsDone, upTo)
+	if err != nil {
+		return fmt.Errorf("compact: read bucket entries: %w", err)
+	}
+	type entry struct {
+		bucket int64
+		storedChunk
+		ords []byte
+	}
+	var es []entry
+	for rows.Next() {
+		var (
+			e entry
+			v int64
+		)
+		if err := rows.Scan(&e.bucket, &v, &e.n, &e.ords, &e.data, &e.schema); err != nil {
+			rows.Close()
+			return fmt.Errorf("compact: read bucket entries: %w", err)
+		}
+		e.id = chunkID(v, 0)
+		es = append(es, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("compact: read bucket entries: %w", err)
+	}
+	c.bucketMode = true
+	defer func() { c.bucketMode = false }()
+	for _, e := range es {
+		v, _ := splitChunkID(e.id)
+		data, kept, err := c.chunk(ctx, tx, e.storedChunk)
+		if err != nil {
+			return fmt.Errorf("compact bucket entry %d of version %d: %w", e.bucket, v, err)
+		}
+		if kept == e.n {
+			continue
+		}
+		if kept == 0 {
+			_, err = tx.ExecContext(ctx, `DELETE FROM bentries WHERE bucket = ? AND version = ?`, e.bucket, v)
+		} else {
+			ords, perr := parseOrds(e.ords)
+			if perr != nil || len(ords) != len(c.fates) {
+				return fmt.Errorf("compact bucket entry %d of version %d: ordinals %q do not match its %d changes", e.bucket, v, e.ords, len(c.fates))
+			}
+			var kb []byte
+			for i, f := range c.fates {
+				if f == drop {
+					continue
+				}
+				if len(kb) > 0 {
+					kb = append(kb, ',')
+				}
+				kb = strconv.AppendInt(kb, ords[i], 10)
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE bentries SET n = ?, ords = ?, data = ? WHERE bucket = ? AND version = ?`, kept, kb, data, e.bucket, v)
+		}
+		if err != nil {
+			return fmt.Errorf("compact: rewrite bucket entry: %w", err)
+		}
+	}
+	c.bucketsDone = upTo
+	return nil
 }

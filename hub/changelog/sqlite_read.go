@@ -54,6 +54,9 @@ func (s *SQLiteStore) ReadPage(ctx context.Context, req PageRequest) (*Page, err
 	case since > 0 && since < horizon:
 		return nil, fmt.Errorf("read page since %d: %w (horizon %d)", since, ErrTooOld, horizon)
 	}
+	if req.Scoped {
+		return s.readBuckets(ctx, tx, req, limit, head, schemaVersion, compacted, seal)
+	}
 	startV, startSeq := since+1, 0
 	if cur := req.Cursor; cur != (syncproto.Cursor{}) {
 		if err := checkCursor(ctx, tx, since, head, compacted, cur); err != nil {

@@ -44,6 +44,13 @@ type PageRequest struct {
 	Since  int64
 	Cursor syncproto.Cursor
 	Limit  int // maximum changes; a page holds at least one chunk even if larger
+	// Scoped limits the page to the changes stored under Buckets by the sync rules
+	// (see SQLiteStore.SetRules), encoded with their group's column allow-list. The page
+	// format and versions are the same; a version with no change in the buckets is
+	// passed over (the watermark still moves past it), and each version arrives whole
+	// in one entry. With no buckets the page holds no changes.
+	Scoped  bool
+	Buckets []string
 }
 
 // Page is one encoded /v1/changes body, ready to send as it is.
