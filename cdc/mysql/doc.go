@@ -146,6 +146,8 @@
 //     stream alike; numbers the server and go-mysql print differently (1e30 vs 1e+30)
 //     may still differ in text while equal in value.
 //   - Partial JSON updates (binlog_row_value_options=PARTIAL_JSON) are refused.
-//   - XA transactions and statement-based events are not decoded.
+//   - A prepared XA transaction is held in memory from XA PREPARE and delivered at its
+//     XA COMMIT (dropped at XA ROLLBACK); a stream resumed from a position between the
+//     two misses it (logged as a warning). Statement-based events are not decoded.
 //   - TLS connections are not configurable yet.
 package mysql

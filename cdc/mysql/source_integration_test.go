@@ -627,3 +627,51 @@ func TestIntegration_CatalogReconnects(t *testing.T) {
 		t.Fatalf("ALTER transaction = %+v", tx)
 	}
 }
+
+// TestIntegration_XATransactions: a prepared XA transaction is delivered at its XA
+// COMMIT (after transactions committed in between), never after XA ROLLBACK, and a
+// one-phase XA commit is an ordinary transaction.
+func TestIntegration_XATransactions(t *testing.T) {
+	e := newEnv(t, sharedServer(t))
+	e.exec("CREATE TABLE x (id INT PRIMARY KEY)")
+	cfg := e.config("x")
+	cfg.MaxTxChanges = 2
+	src := newSource(t, cfg)
+	snapshotAll(t, src)
+	h := &collector{}
+	startStream(t, src, h)
+	ctx := context.Background()
+	conn, err := e.sql.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	run := func(qs ...string) {
+		t.Helper()
+		for _, q := range qs {
+			if _, err := conn.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	run("XA START 'a'", "INSERT INTO x VALUES (1)", "XA END 'a'", "XA PREPARE 'a'", "XA COMMIT 'a'")
+	run("XA START 'one'", "INSERT INTO x VALUES (2)", "XA END 'one'", "XA COMMIT 'one' ONE PHASE")
+	run("XA START 'rb'", "INSERT INTO x VALUES (3)", "XA END 'rb'", "XA PREPARE 'rb'", "XA ROLLBACK 'rb'")
+	run("INSERT INTO x VALUES (4)")
+	run("XA START 'p'", "INSERT INTO x VALUES (5)", "INSERT INTO x VALUES (50)", "INSERT INTO x VALUES (500)", "XA END 'p'", "XA PREPARE 'p'")
+	e.exec("INSERT INTO x VALUES (6)")
+	run("XA COMMIT 'p'")
+	waitFor(t, "5 transactions", func() bool { return len(h.whole()) >= 5 })
+	time.Sleep(200 * time.Millisecond)
+	var got []string
+	for _, tx := range h.whole() {
+		var ids []int64
+		for _, ch := range tx.Changes {
+			ids = append(ids, intValue(t, ch.After, "id"))
+		}
+		got = append(got, fmt.Sprint(ids))
+	}
+	if fmt.Sprint(got) != "[[1] [2] [4] [6] [5 50 500]]" {
+		t.Fatalf("transactions = %v, want [[1] [2] [4] [6] [5 50 500]]", got)
+	}
+}

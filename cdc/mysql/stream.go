@@ -22,6 +22,16 @@ type mapping struct {
 	originIdx, batchIdx int
 }
 
+// preparedXA is a prepared XA transaction waiting for its XA COMMIT.
+type preparedXA struct {
+	changes       []cdc.Change
+	tables        []cdc.Table
+	origin, batch string
+}
+
+// mariaDBPreparedXA is the MariaDB GTID flag of an XA transaction's prepared part.
+const mariaDBPreparedXA = 0x40
+
 // streamer is the state of one Stream call.
 type streamer struct {
 	s        *Source
@@ -40,6 +50,11 @@ type streamer struct {
 	// payloadEnd, when set, is the end position of the compressed transaction payload
 	// whose inner events are being handled (their own positions are relative).
 	payloadEnd uint32
+	// xa is set inside an XA transaction: its changes are held whole until XA PREPARE,
+	// then kept in prepared (by XID text) until XA COMMIT or XA ROLLBACK.
+	xa       bool
+	xaID     string
+	prepared map[string]*preparedXA
 	// waitingSince is when the stream started waiting for the next event (Unix
 	// nanoseconds), 0 while it handles one; the watchdog reads it.
 	waitingSince atomic.Int64
@@ -220,6 +235,7 @@ func (st *streamer) handle(ctx context.Context, ev *replication.BinlogEvent) err
 		// A MariaDB GTID event opens the transaction; a standalone one (DDL) is
 		// followed by the single statement that is the whole transaction.
 		st.inTx = !e.IsStandalone()
+		st.xa = e.Flags&mariaDBPreparedXA != 0
 	case *replication.GTIDEvent:
 		st.begin()
 		if err := st.gtid.beginMySQL(e.SID, e.Tag, e.GNO); err != nil {
@@ -244,6 +260,10 @@ func (st *streamer) handle(ctx context.Context, ev *replication.BinlogEvent) err
 				return err
 			}
 		}
+	case *replication.GenericEvent:
+		if ev.Header.EventType == replication.XA_PREPARE_LOG_EVENT {
+			return st.xaPrepare()
+		}
 	case *replication.HeartbeatEvent:
 		if st.idlePending && !st.inTx {
 			st.idlePending = false
@@ -255,9 +275,16 @@ func (st *streamer) handle(ctx context.Context, ev *replication.BinlogEvent) err
 
 // begin starts a transaction's bookkeeping.
 func (st *streamer) begin() {
+	if len(st.part.Changes) > 0 || st.partsSent > 0 {
+		// A group that never reached its commit event (a server crash mid-write leaves
+		// one at the end of a binlog); the server rolled it back.
+		st.s.log.Warn("discarding the changes of a binlog event group without a commit", "changes", len(st.part.Changes))
+		st.part = &cdc.Tx{}
+	}
 	st.origin, st.batch = "", ""
 	st.partsSent = 0
 	st.inTx = false
+	st.xa, st.xaID = false, ""
 }
 
 func (st *streamer) query(ctx context.Context, hdr *replication.EventHeader, e *replication.QueryEvent) error {
@@ -272,6 +299,19 @@ func (st *streamer) query(ctx context.Context, hdr *replication.EventHeader, e *
 	case "COMMIT", "ROLLBACK":
 		// ROLLBACK ends a transaction whose non-transactional changes stay.
 		return st.commit(ctx, hdr)
+	}
+	upper := strings.ToUpper(q)
+	switch {
+	case strings.HasPrefix(upper, "XA START"):
+		st.xa, st.inTx = true, true
+		return nil
+	case strings.HasPrefix(upper, "XA END"):
+		st.xaID = strings.TrimSpace(q[len("XA END"):])
+		return nil
+	case strings.HasPrefix(upper, "XA COMMIT") && !st.inTx:
+		return st.xaEnd(ctx, hdr, strings.TrimSpace(q[len("XA COMMIT"):]), true)
+	case strings.HasPrefix(upper, "XA ROLLBACK") && !st.inTx:
+		return st.xaEnd(ctx, hdr, strings.TrimSpace(q[len("XA ROLLBACK"):]), false)
 	}
 	if st.inTx {
 		return nil
@@ -347,6 +387,37 @@ func sameNullability(a, b *cdc.Table) bool {
 	return true
 }
 
+// xaPrepare ends the prepared part of an XA transaction: its changes wait for XA
+// COMMIT, which comes later as a transaction of its own.
+func (st *streamer) xaPrepare() error {
+	if err := st.gtid.commit(); err != nil {
+		return &cdc.Error{Op: "stream", Err: err}
+	}
+	if st.prepared == nil {
+		st.prepared = map[string]*preparedXA{}
+	}
+	st.prepared[st.xaID] = &preparedXA{changes: st.part.Changes, tables: st.pendingTables, origin: st.origin, batch: st.batch}
+	st.part, st.pendingTables = &cdc.Tx{}, nil
+	st.origin, st.batch = "", ""
+	st.inTx, st.xa, st.xaID = false, false, ""
+	return nil
+}
+
+// xaEnd is XA COMMIT (commit true) or XA ROLLBACK of a prepared XA transaction.
+func (st *streamer) xaEnd(ctx context.Context, hdr *replication.EventHeader, xid string, commit bool) error {
+	p, ok := st.prepared[xid]
+	delete(st.prepared, xid)
+	if ok && commit {
+		st.part.Changes = append(st.part.Changes, p.changes...)
+		st.pendingTables = append(st.pendingTables, p.tables...)
+		st.origin, st.batch = p.origin, p.batch
+	} else if !ok && commit {
+		st.s.log.Warn("XA COMMIT of a transaction prepared before the stream's start position; its changes were not captured", "xid", xid)
+	}
+	st.inTx = true
+	return st.commit(ctx, hdr)
+}
+
 // commit ends the current transaction at the event with header hdr.
 func (st *streamer) commit(ctx context.Context, hdr *replication.EventHeader) error {
 	if err := st.gtid.commit(); err != nil {
@@ -373,7 +444,7 @@ func (st *streamer) commit(ctx context.Context, hdr *replication.EventHeader) er
 // add appends a change to the current part, first delivering the part when it is
 // full; the final part is delivered at commit, so it is never empty.
 func (st *streamer) add(ctx context.Context, ch cdc.Change) error {
-	if n := len(st.part.Changes); n > 0 && n >= st.s.cfg.MaxTxChanges {
+	if n := len(st.part.Changes); n > 0 && n >= st.s.cfg.MaxTxChanges && !st.xa {
 		if err := st.deliver(ctx, false, Position{}, time.Time{}); err != nil {
 			return err
 		}
