@@ -199,7 +199,7 @@ func TestHub_Edges(t *testing.T) {
 		{ID: "a", VersionsBehind: 0, Connected: true, LastSeen: time.Unix(1700000000, 500e6)},
 		{ID: "b", VersionsBehind: 7, Connected: true},
 		{ID: "c", VersionsBehind: 2000, Stale: true},
-		{ID: "d", VersionsBehind: -3},            // a watermark ahead of a stale head counts as 0
+		{ID: "d", VersionsBehind: -3},              // a watermark ahead of a stale head counts as 0
 		{ID: "a", VersionsBehind: 1, Stale: false}, // duplicate id: no second per-edge series
 	}
 	for _, perEdge := range []bool{false, true} {
