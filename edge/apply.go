@@ -207,8 +207,8 @@ func sameArgs(a, b []any) bool {
 func (a *Agent) hasPending(ctx context.Context, t *table, k []any) (bool, error) {
 	st, err := t.stmt(ctx, a.db.conn, &t.pendQ, func() string {
 		kt := keyText(t, "?")
-		return "SELECT EXISTS (SELECT 1 FROM _synchub_outbox WHERE tbl = ?1 AND ktext = " + kt +
-			") OR EXISTS (SELECT 1 FROM _synchub_outbox WHERE tbl = ?1 AND nktext = " + kt + ")"
+		return "SELECT EXISTS (SELECT 1 FROM _synchub_outbox WHERE tbl = ?1 AND nktext = " + kt +
+			") OR EXISTS (SELECT 1 FROM _synchub_outbox WHERE tbl = ?1 AND ktext = " + kt + " AND ktext <> nktext)"
 	})
 	if err != nil {
 		return false, err

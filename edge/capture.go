@@ -171,8 +171,13 @@ func triggerSQL(t *table) []string {
 	names := triggerNames(t.local)
 	guard := "(SELECT applying FROM _synchub_ctl WHERE id = 1) = 0"
 	wall := "CAST(unixepoch('subsec') * 1000000 AS INTEGER)"
-	first := func(k string) string {
-		return "LEFT JOIN _synchub_outbox p ON p.seq = (SELECT min(seq) FROM _synchub_outbox WHERE tbl = " + tbl + " AND nktext = " + k + ")"
+	// The row's first pending entry, looked up by the (tbl, nktext) index; scalar
+	// subqueries keep each lookup a single index probe.
+	pending := func(col, k string) string {
+		return "(SELECT " + col + " FROM _synchub_outbox WHERE tbl = " + tbl + " AND nktext = " + k + " ORDER BY seq LIMIT 1)"
+	}
+	hasPending := func(k string) string {
+		return "EXISTS (SELECT 1 FROM _synchub_outbox WHERE tbl = " + tbl + " AND nktext = " + k + ")"
 	}
 	known := "COALESCE((SELECT version FROM _synchub_rowver WHERE tbl = " + tbl + " AND ktext = k.o), " +
 		"(SELECT CAST(v AS INTEGER) FROM _synchub_meta WHERE k = '" + metaVersionFloor + "'), 0)"
@@ -180,8 +185,8 @@ func triggerSQL(t *table) []string {
 
 	ins := "CREATE TRIGGER " + quoteIdent(names[0]) + " AFTER INSERT ON " + t.quoted + " WHEN " + guard + " BEGIN " +
 		"INSERT INTO _synchub_outbox " + cols + " SELECT " + tbl + ", k.n, k.n, " + keyJSON(t, "NEW") + ", 'i', " + rowJSON(t, "NEW") + ", " +
-		"CASE WHEN p.seq IS NULL THEN 0 ELSE p.base_version END, p.base_json, " + wall +
-		" FROM (SELECT " + keyText(t, "NEW") + " AS n) AS k " + first("k.n") + "; END"
+		"COALESCE(" + pending("base_version", "k.n") + ", 0), " + pending("base_json", "k.n") + ", " + wall +
+		" FROM (SELECT " + keyText(t, "NEW") + " AS n) AS k; END"
 
 	var changed []string
 	for _, c := range t.cols {
@@ -190,15 +195,15 @@ func triggerSQL(t *table) []string {
 	upd := "CREATE TRIGGER " + quoteIdent(names[1]) + " AFTER UPDATE ON " + t.quoted + " WHEN " + guard +
 		" AND (" + strings.Join(changed, " OR ") + ") BEGIN " +
 		"INSERT INTO _synchub_outbox " + cols + " SELECT " + tbl + ", k.o, k.n, " + keyJSON(t, "OLD") + ", 'u', " + rowJSON(t, "NEW") + ", " +
-		"CASE WHEN p.seq IS NULL THEN " + known + " ELSE p.base_version END, " +
-		"CASE WHEN p.seq IS NULL THEN " + rowJSON(t, "OLD") + " ELSE p.base_json END, " + wall +
-		" FROM (SELECT " + keyText(t, "OLD") + " AS o, " + keyText(t, "NEW") + " AS n) AS k " + first("k.o") + "; END"
+		"COALESCE(" + pending("base_version", "k.o") + ", " + known + "), " +
+		"CASE WHEN " + hasPending("k.o") + " THEN " + pending("base_json", "k.o") + " ELSE " + rowJSON(t, "OLD") + " END, " + wall +
+		" FROM (SELECT " + keyText(t, "OLD") + " AS o, " + keyText(t, "NEW") + " AS n) AS k; END"
 
 	del := "CREATE TRIGGER " + quoteIdent(names[2]) + " AFTER DELETE ON " + t.quoted + " WHEN " + guard + " BEGIN " +
 		"INSERT INTO _synchub_outbox " + cols + " SELECT " + tbl + ", k.o, k.o, " + keyJSON(t, "OLD") + ", 'd', NULL, " +
-		"CASE WHEN p.seq IS NULL THEN " + known + " ELSE p.base_version END, " +
-		"CASE WHEN p.seq IS NULL THEN " + rowJSON(t, "OLD") + " ELSE p.base_json END, " + wall +
-		" FROM (SELECT " + keyText(t, "OLD") + " AS o) AS k " + first("k.o") + "; END"
+		"COALESCE(" + pending("base_version", "k.o") + ", " + known + "), " +
+		"CASE WHEN " + hasPending("k.o") + " THEN " + pending("base_json", "k.o") + " ELSE " + rowJSON(t, "OLD") + " END, " + wall +
+		" FROM (SELECT " + keyText(t, "OLD") + " AS o) AS k; END"
 	return []string{ins, upd, del}
 }
 

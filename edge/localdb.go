@@ -100,9 +100,14 @@ var localDDL = []string{
 		wall INTEGER NOT NULL,
 		hlc TEXT,
 		batch_id TEXT)`,
-	`CREATE INDEX IF NOT EXISTS _synchub_outbox_key ON _synchub_outbox (tbl, ktext)`,
+	// Rows are found by their current key (nktext). The old key is indexed only where it
+	// differs (updates that changed the key), and batch ids only where set: each index
+	// costs every captured write.
 	`CREATE INDEX IF NOT EXISTS _synchub_outbox_nkey ON _synchub_outbox (tbl, nktext)`,
-	`CREATE INDEX IF NOT EXISTS _synchub_outbox_batch ON _synchub_outbox (batch_id)`,
+	`CREATE INDEX IF NOT EXISTS _synchub_outbox_rekeyed ON _synchub_outbox (tbl, ktext) WHERE ktext <> nktext`,
+	`CREATE INDEX IF NOT EXISTS _synchub_outbox_batched ON _synchub_outbox (batch_id) WHERE batch_id IS NOT NULL`,
+	`DROP INDEX IF EXISTS _synchub_outbox_key`,
+	`DROP INDEX IF EXISTS _synchub_outbox_batch`,
 	`CREATE TABLE IF NOT EXISTS _synchub_rowver (
 		tbl TEXT NOT NULL,
 		ktext TEXT NOT NULL,

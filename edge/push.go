@@ -307,7 +307,7 @@ func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, rep *PushReport) 
 			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
-	limit := a.cfg.PushBatch * 4
+	limit := a.cfg.PushBatch * 2
 	entries, err := readOutbox(ctx, conn, `SELECT `+outboxColumns+` FROM _synchub_outbox WHERE batch_id IS NULL ORDER BY seq LIMIT ?`, limit+1)
 	if err != nil {
 		return "", nil, false, err
@@ -321,6 +321,11 @@ func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, rep *PushReport) 
 		groups, more = groups[:a.cfg.PushBatch], true
 	}
 	id := uuid.NewString()
+	mark, err := conn.PrepareContext(ctx, markBatchSQL)
+	if err != nil {
+		return "", nil, false, fmt.Errorf("prepare marking a batch: %w", err)
+	}
+	defer mark.Close()
 	var events []ConflictEvent
 	for _, g := range groups {
 		c := collapse(g)
@@ -342,7 +347,7 @@ func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, rep *PushReport) 
 			for _, e := range g.entries {
 				e.hlc, e.batch = pc.HLC, id
 			}
-			if err := markBatch(ctx, conn, g.seqs(), id, pc.HLC); err != nil {
+			if err := markBatch(ctx, mark, g.seqs(), id, pc.HLC); err != nil {
 				return "", nil, false, err
 			}
 			items = append(items, batchItem{g: g, t: t, c: c, change: pc})
@@ -396,14 +401,18 @@ func buildItems(tables map[string]*table, groups []*outGroup) ([]batchItem, erro
 	return items, nil
 }
 
-func markBatch(ctx context.Context, conn *sql.Conn, seqs []int64, id, hlc string) error {
+// markBatch stores the batch id and HLC stamp on outbox entries; st is
+// markBatchSQL prepared on the push connection.
+func markBatch(ctx context.Context, st *sql.Stmt, seqs []int64, id, hlc string) error {
 	for _, s := range seqs {
-		if _, err := conn.ExecContext(ctx, `UPDATE _synchub_outbox SET batch_id = ?, hlc = ? WHERE seq = ?`, id, hlc, s); err != nil {
+		if _, err := st.ExecContext(ctx, id, hlc, s); err != nil {
 			return fmt.Errorf("mark outbox entry %d for batch %s: %w", s, id, err)
 		}
 	}
 	return nil
 }
+
+const markBatchSQL = `UPDATE _synchub_outbox SET batch_id = ?, hlc = ? WHERE seq = ?`
 
 func deleteEntries(ctx context.Context, conn *sql.Conn, seqs []int64) error {
 	for _, s := range seqs {
@@ -573,7 +582,8 @@ func (a *Agent) recordPushed(ctx context.Context, conn *sql.Conn, it batchItem, 
 func (a *Agent) applyWinner(ctx context.Context, conn *sql.Conn, it batchItem, row json.RawMessage, version int64) error {
 	f, l := it.g.first(), it.g.last()
 	var pend bool
-	if err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM _synchub_outbox WHERE tbl = ?1 AND (ktext IN (?2, ?3) OR nktext IN (?2, ?3)))`,
+	if err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM _synchub_outbox WHERE tbl = ?1 AND nktext IN (?2, ?3))
+		OR EXISTS (SELECT 1 FROM _synchub_outbox WHERE tbl = ?1 AND ktext IN (?2, ?3) AND ktext <> nktext)`,
 		it.t.source, f.ktext, l.nktext).Scan(&pend); err != nil {
 		return fmt.Errorf("look up later local writes: %w", err)
 	}

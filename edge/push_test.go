@@ -837,3 +837,49 @@ func (f *atomicFlag) get() bool {
 	defer f.mu.Unlock()
 	return f.v
 }
+
+func TestRebase_CompositeKeyWithTextAndBytes(t *testing.T) {
+	pairs := cdc.Table{
+		Name: "inv.pairs",
+		Columns: []cdc.Column{
+			{Name: "a", SourceType: "text", Kind: cdc.KindText, SQLiteType: "TEXT"},
+			{Name: "b", SourceType: "bytea", Kind: cdc.KindBytes, SQLiteType: "BLOB"},
+			{Name: "v", SourceType: "bigint", Kind: cdc.KindInt, SQLiteType: "INTEGER", Nullable: true},
+		},
+		PrimaryKey: []string{"a", "b"},
+	}
+	row := func(a string, b []byte, v int64) cdc.Row {
+		return cdc.Row{{Name: "a", Value: cdc.Text(cdc.KindText, a)}, {Name: "b", Value: cdc.Bytes(b)}, {Name: "v", Value: cdc.Int(v)}}
+	}
+	h := newFakeHub(t, pairs)
+	h.commit(0, cdc.Change{Table: "inv.pairs", Op: cdc.OpInsert, After: row("o'k, x", []byte{1, 0}, 1)},
+		cdc.Change{Table: "inv.pairs", Op: cdc.OpInsert, After: row("plain", []byte{2}, 1)})
+	a, path := newAgent(t, h)
+	pullOnly(t, a)
+	v2 := h.commit(0, cdc.Change{Table: "inv.pairs", Op: cdc.OpUpdate, After: row("o'k, x", []byte{1, 0}, 2)})
+	pullOnly(t, a)
+	if err := a.InitSync(context.Background(), "inv_pairs"); err != nil {
+		t.Fatal(err)
+	}
+	db := reader(t, path)
+	appExec(t, db, `UPDATE inv_pairs SET v = 100 WHERE a = ? AND b = ?`, "o'k, x", []byte{1, 0})
+	rows := readOutboxRows(t, db)
+	if len(rows) != 1 || rows[0].baseVersion != v2 {
+		t.Fatalf("outbox %+v; want one entry based on version %d", rows, v2)
+	}
+	h.commit(0, cdc.Change{Table: "inv.pairs", Op: cdc.OpUpdate, After: row("o'k, x", []byte{1, 0}, 3)},
+		cdc.Change{Table: "inv.pairs", Op: cdc.OpUpdate, After: row("plain", []byte{2}, 3)})
+	pullOnly(t, a)
+	var v1, vp int64
+	if err := db.QueryRow(`SELECT (SELECT v FROM inv_pairs WHERE a = 'o''k, x'), (SELECT v FROM inv_pairs WHERE a = 'plain')`).Scan(&v1, &vp); err != nil {
+		t.Fatal(err)
+	}
+	if v1 != 100 || vp != 3 {
+		t.Errorf("after the pull v = %d (want the local 100) and %d (want the hub's 3)", v1, vp)
+	}
+	pushNow(t, a)
+	c := h.pushed()[0].Changes[0]
+	jsonEq(t, "key", c.Key, `{"a":"o'k, x","b":"AQA="}`)
+	jsonEq(t, "row", c.Row, `{"a":"o'k, x","b":"AQA=","v":100}`)
+	jsonEq(t, "base", c.Base, `{"a":"o'k, x","b":"AQA=","v":2}`)
+}
