@@ -36,3 +36,32 @@ func FromCtx(c *fiber.Ctx) *Identity {
 
 // EdgeHeader carries the edge id on requests to a hub without edge authentication.
 const EdgeHeader = "X-Synchub-Edge"
+
+// LegacyEdgeHeader is the edge-id header older edge agents send; a hub without edge
+// authentication reads it when EdgeHeader is absent.
+const LegacyEdgeHeader = "X-Synchub-Edge-Id"
+
+// How a caller authenticated (Identity.Method).
+const (
+	MethodAPIKey = "api_key"
+	MethodJWT    = "jwt"
+	MethodNone   = "none"
+)
+
+// Admin roles (Identity.Role). A viewer may read the admin API; an operator may also
+// act on it (resolve conflicts, retry or discard rejected changes).
+const (
+	RoleViewer   = "viewer"
+	RoleOperator = "operator"
+)
+
+// RoleAllows reports whether an admin with role have may do what needs role need.
+func RoleAllows(have, need string) bool {
+	switch need {
+	case RoleViewer:
+		return have == RoleViewer || have == RoleOperator
+	case RoleOperator:
+		return have == RoleOperator
+	}
+	return false
+}
