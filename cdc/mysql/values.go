@@ -265,13 +265,19 @@ func setLabels(labels []string, bits uint64) string {
 // with a trailing "Z" for TIMESTAMP columns (read in UTC).
 func canonDateTime(s string, utc bool) string {
 	s = trimFraction(s)
-	if i := strings.IndexByte(s, ' '); i >= 0 {
-		s = s[:i] + "T" + s[i+1:]
+	i := strings.IndexByte(s, ' ')
+	if i < 0 && !utc {
+		return s
+	}
+	b := make([]byte, 0, len(s)+1)
+	b = append(b, s...)
+	if i >= 0 {
+		b[i] = 'T'
 	}
 	if utc {
-		s += "Z"
+		b = append(b, 'Z')
 	}
-	return s
+	return string(b)
 }
 
 // trimFraction drops trailing zeros of a fractional second, and the dot when nothing
