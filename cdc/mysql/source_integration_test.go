@@ -675,3 +675,38 @@ func TestIntegration_XATransactions(t *testing.T) {
 		t.Fatalf("transactions = %v, want [[1] [2] [4] [6] [5 50 500]]", got)
 	}
 }
+
+// TestIntegration_DropRecreateRename: DROP TABLE of a captured table is a truncate, a
+// new CREATE TABLE and a column rename are announced in Tx.Tables, and later rows use
+// the new columns.
+func TestIntegration_DropRecreateRename(t *testing.T) {
+	e := newEnv(t, sharedServer(t))
+	e.exec("CREATE TABLE d (id INT PRIMARY KEY, v INT)")
+	src := newSource(t, e.config("d"))
+	snapshotAll(t, src)
+	h := &collector{}
+	startStream(t, src, h)
+	e.exec("INSERT INTO d VALUES (1, 1)")
+	e.exec("DROP TABLE d")
+	e.exec("CREATE TABLE d (id INT PRIMARY KEY, label VARCHAR(10) NOT NULL)")
+	e.exec("INSERT INTO d VALUES (2, 'two')")
+	e.exec("ALTER TABLE d RENAME COLUMN label TO name")
+	e.exec("INSERT INTO d VALUES (3, 'three')")
+	waitFor(t, "6 transactions", func() bool { return len(h.whole()) == 6 })
+	txs := h.whole()
+	if len(txs[1].Changes) != 1 || txs[1].Changes[0].Op != cdc.OpTruncate {
+		t.Fatalf("DROP TABLE = %+v", txs[1])
+	}
+	if len(txs[2].Tables) != 1 || txs[2].Tables[0].Columns[1].Name != "label" || txs[2].Tables[0].Columns[1].Nullable {
+		t.Fatalf("CREATE TABLE = %+v", txs[2])
+	}
+	if v, _ := txs[3].Changes[0].After.Get("label"); v.AsString() != "two" {
+		t.Fatalf("row after CREATE = %v", txs[3].Changes[0].After)
+	}
+	if len(txs[4].Tables) != 1 || txs[4].Tables[0].Columns[1].Name != "name" {
+		t.Fatalf("RENAME COLUMN = %+v", txs[4])
+	}
+	if v, ok := txs[5].Changes[0].After.Get("name"); !ok || v.AsString() != "three" {
+		t.Fatalf("row after RENAME COLUMN = %v", txs[5].Changes[0].After)
+	}
+}
