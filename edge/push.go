@@ -194,7 +194,7 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 		now := time.Now()
 		a.updateStatus(func(s *Status) {
 			if err != nil {
-				s.LastPushError, s.LastPushErrorT = err.Error(), now
+				s.LastPushError, s.LastPushErrorTime = err.Error(), now
 			} else if rep.Batches > 0 {
 				s.LastPushError = ""
 			}
@@ -291,9 +291,16 @@ func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, rep *PushReport) 
 		if err != nil {
 			return "", nil, false, err
 		}
-		items, err := buildItems(tables, groupEntries(entries))
-		if err != nil {
-			return "", nil, false, fmt.Errorf("re-form batch %s: %w", open, err)
+		items, bad := buildItems(tables, groupEntries(entries))
+		if len(bad) > 0 {
+			// The schema changed under the batch: what can no longer be encoded is
+			// recorded as rejected; the rest is re-sent under the same id.
+			if err := a.rejectGroups(ctx, conn, open, bad, rep); err != nil {
+				return "", nil, false, err
+			}
+		}
+		if len(items) == 0 {
+			return "", nil, true, nil
 		}
 		return open, items, true, nil
 	}
@@ -380,25 +387,65 @@ func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, rep *PushReport) 
 	return id, items, true, nil
 }
 
+// badGroup is a group of a formed batch that can no longer be encoded.
+type badGroup struct {
+	g      *outGroup
+	c      collapsed
+	code   string
+	reason string
+}
+
 // buildItems encodes the groups of an already formed batch.
-func buildItems(tables map[string]*table, groups []*outGroup) ([]batchItem, error) {
-	items := make([]batchItem, 0, len(groups))
+func buildItems(tables map[string]*table, groups []*outGroup) (items []batchItem, bad []badGroup) {
 	for _, g := range groups {
+		c := collapse(g)
 		t := tables[g.first().tbl]
 		if t == nil {
-			return nil, fmt.Errorf("table %s of outbox entry %d is no longer synced", g.first().tbl, g.first().seq)
+			bad = append(bad, badGroup{g, c, codeUnknownTable, "the edge no longer syncs table " + g.first().tbl})
+			continue
 		}
-		c := collapse(g)
 		if c.op == 0 {
-			return nil, fmt.Errorf("outbox entry %d of a formed batch collapses to nothing", g.first().seq)
+			bad = append(bad, badGroup{g, c, codeBadValue, "the entries collapse to nothing"})
+			continue
 		}
 		pc, err := encodeGroup(t, g, c)
 		if err != nil {
-			return nil, err
+			bad = append(bad, badGroup{g, c, codeBadValue, err.Error()})
+			continue
 		}
 		items = append(items, batchItem{g: g, t: t, c: c, change: pc})
 	}
-	return items, nil
+	return items, bad
+}
+
+// rejectGroups moves groups of batch id to _synchub_rejected in one transaction and
+// reports them to Config.OnConflict.
+func (a *Agent) rejectGroups(ctx context.Context, conn *sql.Conn, id string, bad []badGroup, rep *PushReport) error {
+	if err := beginApplying(ctx, conn); err != nil {
+		return err
+	}
+	var events []ConflictEvent
+	for _, b := range bad {
+		ev, err := rejectLocal(ctx, conn, b.g, b.c, b.code, b.reason)
+		if err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+			return err
+		}
+		ev.BatchID = id
+		events = append(events, *ev)
+	}
+	if err := commitApplying(ctx, conn); err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	rep.Rejected += len(bad)
+	for _, ev := range events {
+		a.log.Warn("a change of a batch in flight cannot be re-sent; moved to _synchub_rejected", "batch", id, "table", ev.Table, "code", ev.Code, "reason", ev.Reason)
+		if a.cfg.OnConflict != nil {
+			a.cfg.OnConflict(ev)
+		}
+	}
+	return nil
 }
 
 // markBatch stores the batch id and HLC stamp on outbox entries; st is
@@ -427,8 +474,16 @@ func deleteEntries(ctx context.Context, conn *sql.Conn, seqs []int64) error {
 // captured values.
 func rejectLocal(ctx context.Context, conn *sql.Conn, g *outGroup, c collapsed, code, reason string) (*ConflictEvent, error) {
 	f, l := g.first(), g.last()
+	var batch any
+	if l.batch != "" {
+		batch = l.batch
+	}
+	op := string(c.op)
+	if c.op == 0 {
+		op = string(l.op)
+	}
 	if _, err := conn.ExecContext(ctx, `INSERT INTO _synchub_rejected (seq, tbl, key_json, op, row_json, base_version, reason, code, batch_id, at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`, l.seq, f.tbl, string(c.key), string(c.op), nullText(c.row), f.baseVersion, reason, code, time.Now().UnixMicro()); err != nil {
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, l.seq, f.tbl, string(c.key), op, nullText(c.row), f.baseVersion, reason, code, batch, time.Now().UnixMicro()); err != nil {
 		return nil, fmt.Errorf("record a rejected change: %w", err)
 	}
 	if err := deleteEntries(ctx, conn, g.seqs()); err != nil {

@@ -883,3 +883,47 @@ func TestRebase_CompositeKeyWithTextAndBytes(t *testing.T) {
 	jsonEq(t, "row", c.Row, `{"a":"o'k, x","b":"AQA=","v":100}`)
 	jsonEq(t, "base", c.Base, `{"a":"o'k, x","b":"AQA=","v":2}`)
 }
+
+func TestPush_KeyChangeAndTableGoneUnderBatch(t *testing.T) {
+	var events []ConflictEvent
+	h, a, db := syncedItems(t, func(c *Config) { c.OnConflict = func(e ConflictEvent) { events = append(events, e) } })
+	appExec(t, db, `UPDATE items SET id = 50 WHERE id = 1`)
+	appExec(t, db, `UPDATE items SET name = 'fifty' WHERE id = 50`)
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		if n == 1 {
+			return 0, nil
+		}
+		return dropConn, nil
+	}
+	pushNow(t, a)
+	p := h.pushed()
+	if len(p) != 1 || len(p[0].Changes) != 1 {
+		t.Fatalf("pushes %+v", p)
+	}
+	c := p[0].Changes[0]
+	if c.Op != "u" || string(c.Key) != `{"id":1}` || c.BaseVersion != 1 {
+		t.Errorf("key change sent as %s key %s base %d; want u of key id 1 based on version 1", c.Op, c.Key, c.BaseVersion)
+	}
+	jsonEq(t, "row", c.Row, `{"id":50,"name":"fifty","price":"1.50"}`)
+
+	// A batch in flight whose table the hub stops capturing is not stuck: its change
+	// goes to _synchub_rejected.
+	appExec(t, db, `UPDATE items SET name = 'gone' WHERE id = 2`)
+	if _, err := a.PushNow(context.Background()); err == nil {
+		t.Fatal("want the lost answer's error")
+	}
+	other := cdc.Table{Name: "public.other", Columns: []cdc.Column{{Name: "id", SourceType: "bigint", Kind: cdc.KindInt, SQLiteType: "INTEGER"}}, PrimaryKey: []string{"id"}}
+	h.setTables(other)
+	h.commit(0, cdc.Change{Table: "public.other", Op: cdc.OpInsert, After: cdc.Row{{Name: "id", Value: cdc.Int(1)}}})
+	pullOnly(t, a)
+	rep := pushNow(t, a)
+	if rep.Rejected != 1 || len(readOutboxRows(t, db)) != 0 {
+		t.Errorf("report %+v outbox %+v", rep, readOutboxRows(t, db))
+	}
+	if rej := rejectedRows(t, db); len(rej) != 1 || !strings.Contains(rej[0], "unknown_table") {
+		t.Errorf("rejected %v", rej)
+	}
+	if len(events) != 1 || events[0].BatchID == "" {
+		t.Errorf("events %+v", events)
+	}
+}

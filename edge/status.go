@@ -35,17 +35,17 @@ type Status struct {
 	EchoesSkipped int64 `json:"echoes_skipped"`
 	// Rebased counts pulled changes to rows with pending local writes, which stayed as
 	// the edge wrote them until the push settles them.
-	Rebased        int64     `json:"rebased"`
-	Pending        int64     `json:"pending"`        // outbox entries not yet answered by the hub
-	RejectedTotal  int64     `json:"rejected_total"` // rows in _synchub_rejected
-	Pushed         int64     `json:"pushed"`         // changes the hub answered since Open
-	Conflicts      int64     `json:"conflicts"`      // conflicts the hub reported since Open
-	LastPush       time.Time `json:"last_push"`      // when the hub last answered a push
-	LastPushError  string    `json:"last_push_error,omitempty"`
-	LastPushErrorT time.Time `json:"last_push_error_time"`
-	Rebootstraps   int       `json:"rebootstraps"` // re-bootstraps since Open
-	LastError      string    `json:"last_error,omitempty"`
-	LastErrorTime  time.Time `json:"last_error_time"`
+	Rebased           int64     `json:"rebased"`
+	Pending           int64     `json:"pending"`        // outbox entries not yet answered by the hub
+	RejectedTotal     int64     `json:"rejected_total"` // rows in _synchub_rejected
+	Pushed            int64     `json:"pushed"`         // changes the hub answered since Open
+	Conflicts         int64     `json:"conflicts"`      // conflicts the hub reported since Open
+	LastPush          time.Time `json:"last_push"`      // when the hub last answered a push
+	LastPushError     string    `json:"last_push_error,omitempty"`
+	LastPushErrorTime time.Time `json:"last_push_error_time"`
+	Rebootstraps      int       `json:"rebootstraps"` // re-bootstraps since Open
+	LastError         string    `json:"last_error,omitempty"`
+	LastErrorTime     time.Time `json:"last_error_time"`
 }
 
 func (a *Agent) setState(s State) {
