@@ -115,7 +115,9 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 func (s *stateCollector) collectEdges(ch chan<- prometheus.Metric, edges []EdgeState) {
 	var connected, stale int
 	var sum float64
-	buckets := make(map[float64]uint64, len(VersionsBehindBuckets))
+	// counts[i] is the number of edges whose value falls in bucket i alone; the last
+	// slot holds those above every bound.
+	counts := make([]uint64, len(VersionsBehindBuckets)+1)
 	for _, e := range edges {
 		if e.Connected {
 			connected++
@@ -125,11 +127,17 @@ func (s *stateCollector) collectEdges(ch chan<- prometheus.Metric, edges []EdgeS
 		}
 		behind := float64(max(e.VersionsBehind, 0))
 		sum += behind
-		for _, b := range VersionsBehindBuckets {
-			if behind <= b {
-				buckets[b]++
-			}
+		i := 0
+		for i < len(VersionsBehindBuckets) && behind > VersionsBehindBuckets[i] {
+			i++
 		}
+		counts[i]++
+	}
+	buckets := make(map[float64]uint64, len(VersionsBehindBuckets))
+	var cumulative uint64
+	for i, b := range VersionsBehindBuckets {
+		cumulative += counts[i]
+		buckets[b] = cumulative
 	}
 	ch <- prometheus.MustNewConstMetric(s.connected, prometheus.GaugeValue, float64(connected))
 	ch <- prometheus.MustNewConstMetric(s.stale, prometheus.GaugeValue, float64(stale))
