@@ -34,6 +34,11 @@ type Config struct {
 	GzipMinBytes int
 	// GzipLevel is the compression level (1 fastest .. 9 smallest).
 	GzipLevel int
+	// Limits bound each edge's request rate and open long-polls (limits.go). The zero
+	// value, DefaultConfig's, sets no limit; DefaultLimits are hub.yaml's defaults.
+	Limits Limits
+	// TLS makes the API serve HTTPS (tls.go).
+	TLS TLSConfig
 }
 
 // DefaultConfig returns the configuration used when a field is not set.
@@ -74,5 +79,8 @@ func (c Config) Validate() error {
 	case c.GzipLevel < 1 || c.GzipLevel > 9:
 		return fmt.Errorf("api config: gzip_level is %d; set it between 1 (fastest) and 9 (smallest)", c.GzipLevel)
 	}
-	return nil
+	if err := c.Limits.Validate(); err != nil {
+		return err
+	}
+	return c.TLS.Validate()
 }

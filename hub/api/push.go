@@ -36,6 +36,9 @@ func (s *Server) handlePush(c *fiber.Ctx) error {
 	if err := decodeStrict(body, &req); err != nil {
 		return badParameter("push body: %v; send a JSON object {\"edge\":…,\"batch_id\":…,\"sent_at\":…,\"changes\":[…]}", err)
 	}
+	if ok, err := s.checkPushEdge(c, &req); !ok {
+		return err
+	}
 	s.seen(c, edges.Push, 0, req.Edge)
 	resp, err := s.deps.Push.Push(c.UserContext(), req)
 	if err != nil {

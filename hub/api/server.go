@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,11 +11,14 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"golang.org/x/time/rate"
 
 	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/auth"
 	"github.com/synchub/synchub/hub/changelog"
 	"github.com/synchub/synchub/hub/edges"
 	"github.com/synchub/synchub/hub/push"
@@ -42,6 +46,11 @@ type Deps struct {
 	// request's since as watermark) and POST /v1/push (kind Push) which edge made it,
 	// and the text of its credential's claims (empty without edge authentication).
 	Seen func(edgeID string, kind edges.Kind, watermark int64, scope string)
+	// Auth authenticates edges and admins (see auth.go); nil, or one without edge
+	// methods, serves without edge authentication, on loopback only.
+	Auth *auth.Authenticator
+	// AuthObserver is told of refused and rate-limited requests; nil is allowed.
+	AuthObserver AuthObserver
 }
 
 // Server is the sync API. Create it with New and run it with Serve.
@@ -55,6 +64,12 @@ type Server struct {
 	// done is closed when shutdown starts; long-polls select on it.
 	done     chan struct{}
 	doneOnce sync.Once
+
+	tls          *tls.Config   // nil: plain HTTP
+	rates        *limiters     // nil: no rate limit
+	polls        *pollSlots    // nil: no long-poll limit
+	auditLimit   *rate.Limiter // bounds audit writes of refused requests
+	auditDropped atomic.Int64
 }
 
 // New builds the API. It starts nothing; call Serve.
@@ -68,8 +83,19 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, deps: deps, log: log, done: make(chan struct{})}
+	s := &Server{cfg: cfg, deps: deps, log: log, done: make(chan struct{}), auditLimit: rate.NewLimiter(20, 100)}
 	s.gz.level = cfg.GzipLevel
+	tlsCfg, err := cfg.TLS.Load()
+	if err != nil {
+		return nil, err
+	}
+	s.tls = tlsCfg
+	if cfg.Limits.RatePerSecond > 0 {
+		s.rates = newLimiters(cfg.Limits)
+	}
+	if cfg.Limits.MaxLongPolls > 0 {
+		s.polls = &pollSlots{max: cfg.Limits.MaxLongPolls, open: map[string]int{}}
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "synchub",
 		DisableStartupMessage: true,
@@ -85,35 +111,50 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 	short := s.withTimeout(cfg.RequestTimeout)
 	s.app.Get("/healthz", short, s.handleHealthz)
 	s.app.Get("/readyz", short, s.handleReadyz)
-	s.app.Get("/v1/status", short, s.handleStatus)
-	s.app.Get("/v1/schema", short, s.handleSchema)
-	s.app.Get("/v1/changes", s.withTimeout(cfg.RequestTimeout+cfg.MaxWait), s.handleChanges)
+	edge, viewer, operator := s.requireEdge, s.requireAdmin(auth.RoleViewer), s.requireAdmin(auth.RoleOperator)
+	s.app.Get("/v1/status", short, edge, s.rateLimit, s.handleStatus)
+	s.app.Get("/v1/schema", short, edge, s.rateLimit, s.handleSchema)
+	s.app.Get("/v1/changes", s.withTimeout(cfg.RequestTimeout+cfg.MaxWait), edge, s.rateLimit, s.limitLongPolls, s.handleChanges)
 	pushTimeout := cfg.RequestTimeout
 	if deps.Push != nil {
 		pushTimeout += deps.Push.WaitTimeout()
 	}
-	s.app.Post("/v1/push", s.withTimeout(pushTimeout), s.handlePush)
-	// Admin routes; not authenticated yet (see conflicts.go).
-	s.app.Get("/v1/conflicts", short, s.handleConflicts)
-	s.app.Get("/v1/conflicts/:id", short, s.handleConflict)
-	s.app.Post("/v1/conflicts/:id/resolve", short, s.handleResolve)
-	s.app.Get("/v1/rejected", short, s.handleRejected)
-	s.app.Post("/v1/rejected/:id/retry", s.withTimeout(pushTimeout), s.handleRejectedAction(true))
-	s.app.Post("/v1/rejected/:id/discard", short, s.handleRejectedAction(false))
-	s.app.Get("/v1/audit", short, s.handleAudit)
+	s.app.Post("/v1/push", s.withTimeout(pushTimeout), edge, s.rateLimit, s.handlePush)
+	// Admin routes: role viewer reads, role operator acts.
+	s.app.Get("/v1/conflicts", short, viewer, s.handleConflicts)
+	s.app.Get("/v1/conflicts/:id", short, viewer, s.handleConflict)
+	s.app.Post("/v1/conflicts/:id/resolve", short, operator, s.handleResolve)
+	s.app.Get("/v1/rejected", short, viewer, s.handleRejected)
+	s.app.Post("/v1/rejected/:id/retry", s.withTimeout(pushTimeout), operator, s.handleRejectedAction(true))
+	s.app.Post("/v1/rejected/:id/discard", short, operator, s.handleRejectedAction(false))
+	s.app.Get("/v1/audit", short, viewer, s.handleAudit)
 	return s, nil
 }
 
 // App returns the fiber application, for tests (App().Test) and for mounting.
 func (s *Server) App() *fiber.App { return s.app }
 
-// Serve serves HTTP on ln until ctx is cancelled, then shuts down gracefully: long-polls
-// are answered at once, in-flight requests get ShutdownTimeout to finish, and then their
-// connections are closed. It returns nil after a shutdown caused by ctx.
+// Serve serves HTTP (HTTPS with Config.TLS) on ln until ctx is cancelled, then shuts
+// down gracefully: long-polls are answered at once, in-flight requests get
+// ShutdownTimeout to finish, and then their connections are closed. It returns nil
+// after a shutdown caused by ctx. Without edge authentication it refuses a listener
+// that is not on a loopback address (see CheckListen).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if err := CheckListen(ln.Addr().String(), s.edgeAuthConfigured()); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	if !s.edgeAuthConfigured() {
+		s.log.Warn("no edge authentication configured: serving on loopback only; edges are named by the X-Synchub-Edge header and admin routes are open", "addr", ln.Addr().String())
+	} else {
+		s.log.Info("edge authentication", "methods", strings.Join(s.deps.Auth.Methods(), ","))
+	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.app.Listener(ln) }()
-	s.log.Info("sync API listening", "addr", ln.Addr().String())
+	s.log.Info("sync API listening", "addr", ln.Addr().String(), "tls", s.tls != nil)
 	select {
 	case err := <-errc:
 		s.beginShutdown()

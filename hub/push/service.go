@@ -222,6 +222,16 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 			s.reject(p, i, req.Edge, pc, "", CodeBadChange, err.Error())
 			continue
 		}
+		if sc := scopeFrom(ctx); sc != nil {
+			why, err := s.checkScope(ctx, sc, c)
+			if err != nil {
+				return syncproto.PushResponse{}, err
+			}
+			if why != "" {
+				s.reject(p, i, req.Edge, pc, c.keyText, CodeForbidden, "forbidden: "+why)
+				continue
+			}
+		}
 		w, err := s.decide(ctx, req, p, i, c, now)
 		if err != nil {
 			return syncproto.PushResponse{}, err
