@@ -87,6 +87,10 @@ func (s *Server) handleChanges(c *fiber.Ctx) error {
 		return err
 	}
 	s.seen(c, edges.Pull, q.req.Since, "")
+	if sc := s.edgeScope(c); sc != nil {
+		// The edge's buckets: the page holds only its rows, with its columns.
+		q.req.Scoped, q.req.Buckets = true, sc.Buckets()
+	}
 	ctx := c.UserContext()
 	var timer *time.Timer
 	for {

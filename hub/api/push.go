@@ -40,7 +40,7 @@ func (s *Server) handlePush(c *fiber.Ctx) error {
 		return err
 	}
 	s.seen(c, edges.Push, 0, req.Edge)
-	resp, err := s.deps.Push.Push(c.UserContext(), req)
+	resp, err := s.deps.Push.Push(s.pushContext(c), req)
 	if err != nil {
 		return s.pushError(c, err)
 	}

@@ -1,10 +1,14 @@
 package api
 
 import (
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/synchub/synchub/hub/syncproto"
 )
 
 func (s *Server) handleSchema(c *fiber.Ctx) error {
@@ -16,6 +20,14 @@ func (s *Server) handleSchema(c *fiber.Ctx) error {
 		return &Error{Kind: KindNotReady, Message: "the hub has no schema yet: it has not captured any table; check the hub's source configuration and retry"}
 	}
 	etag := `"` + strconv.FormatInt(schema.Version, 10) + `"`
+	if sc := s.edgeScope(c); sc != nil {
+		// The group's tables and allowed columns only; the ETag names the group, as
+		// the body depends on it.
+		if body, err = json.Marshal(syncproto.SchemaResponse{Version: schema.Version, Tables: sc.Tables(schema.Tables)}); err != nil {
+			return fmt.Errorf("encode scoped schema: %w", err)
+		}
+		etag = `"` + strconv.FormatInt(schema.Version, 10) + "-" + sc.Group + `"`
+	}
 	c.Set(fiber.HeaderETag, etag)
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	if etagMatches(c.Get(fiber.HeaderIfNoneMatch), etag) {

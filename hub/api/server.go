@@ -22,6 +22,7 @@ import (
 	"github.com/synchub/synchub/hub/changelog"
 	"github.com/synchub/synchub/hub/edges"
 	"github.com/synchub/synchub/hub/push"
+	"github.com/synchub/synchub/hub/rules"
 	"github.com/synchub/synchub/hub/syncproto"
 )
 
@@ -42,6 +43,9 @@ type Deps struct {
 	Push *push.Service
 	// Audit serves GET /v1/audit; nil answers 503.
 	Audit audit.Log
+	// Rules are the sync rules: GET /v1/changes and GET /v1/schema serve each edge only
+	// its scope. nil serves every edge everything.
+	Rules *rules.Set
 	// Seen, when set, is told after every answered GET /v1/changes (kind Pull, the
 	// request's since as watermark) and POST /v1/push (kind Push) which edge made it,
 	// and the text of its credential's claims (empty without edge authentication).

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/synchub/synchub/cdc"
 )
@@ -124,6 +125,9 @@ type Set struct {
 	groups       map[string]map[string]*TableRule // group → table → rule
 	byTable      map[string][]*TableRule          // table → rules of every group, by group name
 	fingerprint  string
+
+	logMu  sync.Mutex
+	logged map[string]bool // edge and problem already logged (see EdgeScope)
 }
 
 // Compile parses and checks cfg without a schema (see Set.Check). It returns nil, nil

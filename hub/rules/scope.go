@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"sort"
 	"strconv"
@@ -62,6 +63,35 @@ func (s *Set) Scope(claims map[string]any) *Scope {
 		sc.tables[name] = ts
 	}
 	sort.Strings(sc.Problems)
+	return sc
+}
+
+// maxLogged bounds the remembered (edge, problem) pairs; past it the memory starts
+// over, so a problem is logged again at worst once per that many.
+const maxLogged = 10000
+
+// EdgeScope is Scope for the edge named edge, logging each of its problems (a
+// missing group or claim) once, as a warning naming the edge.
+func (s *Set) EdgeScope(edge string, claims map[string]any, log *slog.Logger) *Scope {
+	sc := s.Scope(claims)
+	if len(sc.Problems) == 0 || log == nil {
+		return sc
+	}
+	for _, p := range sc.Problems {
+		k := edge + "\x00" + p
+		s.logMu.Lock()
+		seen := s.logged[k]
+		if !seen {
+			if s.logged == nil || len(s.logged) >= maxLogged {
+				s.logged = map[string]bool{}
+			}
+			s.logged[k] = true
+		}
+		s.logMu.Unlock()
+		if !seen {
+			log.Warn("sync rules leave part of an edge's scope empty", "edge_id", edge, "group", sc.Group, "problem", p)
+		}
+	}
 	return sc
 }
 
