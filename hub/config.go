@@ -9,6 +9,8 @@ import (
 
 	"github.com/synchub/synchub/hub/api"
 	"github.com/synchub/synchub/hub/changelog"
+	"github.com/synchub/synchub/hub/dashboard"
+	"github.com/synchub/synchub/hub/edges"
 	"github.com/synchub/synchub/hub/push"
 	"github.com/synchub/synchub/metrics"
 )
@@ -46,6 +48,10 @@ type Config struct {
 	// (push.DefaultMetaPath gives the usual place next to the change log). Its
 	// policies are checked by New, which knows the registered custom resolvers.
 	Push push.Config
+	// Dashboard configures the admin dashboard under /ui: admin users, sessions, cookies.
+	Dashboard dashboard.Config
+	// Edges configures the edge registry the dashboard shows (its file, if any).
+	Edges edges.Config
 	// Metrics chooses optional series (metrics.per_edge in hub.yaml).
 	Metrics metrics.Options
 }
@@ -67,6 +73,8 @@ func DefaultConfig() Config {
 		ShutdownTimeout: 10 * time.Second,
 		API:             api.DefaultConfig(),
 		Push:            push.DefaultConfig(),
+		Dashboard:       dashboard.DefaultConfig(),
+		Edges:           edges.DefaultConfig(),
 	}
 }
 

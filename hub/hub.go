@@ -4,16 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
-	"net/http"
-	"strings"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
-	"github.com/gofiber/fiber/v2/middleware/filesystem"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
@@ -23,10 +18,11 @@ import (
 	"github.com/synchub/synchub/hub/audit"
 	"github.com/synchub/synchub/hub/changelog"
 	"github.com/synchub/synchub/hub/conflict"
+	"github.com/synchub/synchub/hub/dashboard"
+	"github.com/synchub/synchub/hub/edges"
 	"github.com/synchub/synchub/hub/push"
 	"github.com/synchub/synchub/hub/syncproto"
 	"github.com/synchub/synchub/metrics"
-	"github.com/synchub/synchub/ui"
 )
 
 // Deps are the parts cmd/synchub constructs and hands to a Hub.
@@ -59,6 +55,8 @@ type Hub struct {
 	ready chan struct{}
 	addr  net.Addr
 	push  *push.Service // nil without an Applier
+	edges *edges.Registry
+	dash  *dashboard.Dashboard
 }
 
 // New wires a hub; nothing runs until Run.
@@ -103,6 +101,11 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	if h.push != nil {
 		h.in.landed = h.push.Landed
 	}
+	var err error
+	if h.edges, err = edges.Open(context.Background(), cfg.Edges, deps.Log.With("component", "edges")); err != nil {
+		h.closePush()
+		return nil, fmt.Errorf("edge registry: %w", err)
+	}
 	srv, err := api.New(cfg.API, api.Deps{
 		Store:   deps.Store,
 		Status:  h.Status,
@@ -110,6 +113,7 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 		Observe: h.observeRequest,
 		Push:    h.push,
 		Audit:   deps.Audit,
+		Seen:    h.edges.Seen,
 	}, deps.Log.With("component", "api"))
 	if err != nil {
 		h.closePush()
@@ -117,14 +121,17 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	}
 	app := srv.App()
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{})))
-	app.Get("/", func(c *fiber.Ctx) error { return c.Redirect("/ui", fiber.StatusFound) })
-	app.Get("/ui", h.statusPage)
-	static, err := fs.Sub(ui.Static, "static")
+	h.dash, err = dashboard.New(cfg.Dashboard, dashboard.Deps{
+		Store: deps.Store, Status: h.Status, Push: h.push, Audit: deps.Audit, Edges: h.edges,
+		Log: deps.Log.With("component", "dashboard"),
+	})
+	if err == nil {
+		err = h.dash.Mount(app)
+	}
 	if err != nil {
 		h.closePush()
-		return nil, err
+		return nil, fmt.Errorf("dashboard: %w", err)
 	}
-	app.Use("/ui/static", filesystem.New(filesystem.Config{Root: http.FS(static), MaxAge: 3600}))
 	h.api = srv
 	return h, nil
 }
@@ -175,27 +182,6 @@ func (h *Hub) Status() syncproto.Status {
 	return s
 }
 
-// statusPage renders the hub's status page.
-func (h *Hub) statusPage(c *fiber.Ctx) error {
-	st := h.Status()
-	props := ui.StatusProps{
-		Source:        st.Source,
-		SourceState:   st.SourceState,
-		Head:          st.Head,
-		SchemaVersion: st.SchemaVersion,
-		LagSeconds:    st.LagSeconds,
-		LagBytes:      st.LagBytes,
-		Now:           time.Now(),
-	}
-	if sch, _, err := h.deps.Store.Schema(c.UserContext()); err == nil && sch != nil {
-		for _, t := range sch.Tables {
-			props.Tables = append(props.Tables, ui.TableProps{Name: t.Name, Columns: len(t.Columns), Key: strings.Join(t.PrimaryKey, ", ")})
-		}
-	}
-	c.Type("html", "utf-8")
-	return ui.StatusPage(props).Render(c.UserContext(), c.Response().BodyWriter())
-}
-
 func (h *Hub) readyErr() error {
 	state, err, _, _ := h.in.status()
 	if state == StateStreaming {
@@ -214,6 +200,11 @@ func (h *Hub) Addr() net.Addr {
 }
 
 func (h *Hub) closePush() {
+	if h.edges != nil {
+		if err := h.edges.Close(); err != nil {
+			h.log.Warn("close edge registry", "err", err)
+		}
+	}
 	if h.push != nil {
 		if err := h.push.Close(); err != nil {
 			h.log.Warn("close push meta database", "err", err)
@@ -241,6 +232,8 @@ func (h *Hub) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return h.in.run(gctx) })
 	g.Go(func() error { return h.api.Serve(gctx, ln) })
+	g.Go(func() error { return h.edges.Run(gctx) })
+	g.Go(func() error { return h.dash.Run(gctx) })
 	if h.cfg.CompactInterval > 0 {
 		g.Go(func() error { h.compactLoop(gctx); return nil })
 	}

@@ -318,7 +318,7 @@ func TestHub_PositionLostResetsLog(t *testing.T) {
 	}
 }
 
-// TestHub_MetricsAndStatusPage: /metrics counts the workload and /ui renders.
+// TestHub_MetricsAndStatusPage: /metrics counts the workload and /ui asks for a sign-in.
 func TestHub_MetricsAndStatusPage(t *testing.T) {
 	src := &fakeSource{history: 120}
 	r := startHub(t, src, nil)
@@ -340,8 +340,8 @@ func TestHub_MetricsAndStatusPage(t *testing.T) {
 		t.Errorf("pull counter did not count the 50 changes served")
 	}
 	page := get(t, base+"/ui")
-	if !strings.Contains(page, "v121") || !strings.Contains(page, "public.t") {
-		t.Fatalf("status page lacks head or table:\n%s", page)
+	if !strings.Contains(page, `action="/ui/login"`) || strings.Contains(page, "v121") {
+		t.Fatalf("/ui without a session did not lead to the sign-in form:\n%s", page)
 	}
 	if css := get(t, base+"/ui/static/style.css"); !strings.Contains(css, "--fg") {
 		t.Fatal("stylesheet not served")
