@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/cdc/mysql/myserver"
@@ -108,16 +107,7 @@ func rawRead(b *testing.B, src *Source, start Position, n int) {
 		b.Fatal(err)
 	}
 	defer syncer.Close()
-	set, _, err := syncRequest(start)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var bs *replication.BinlogStreamer
-	if set != nil {
-		bs, err = syncer.StartSyncGTID(set)
-	} else {
-		bs, err = syncer.StartSync(gomysql.Position{Name: start.File, Pos: start.Offset})
-	}
+	bs, err := src.startSync(syncer, start)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -91,21 +91,12 @@ func (s *Source) Stream(ctx context.Context, h cdc.Handler) error {
 		return err
 	}
 	s.syncer = syncer
-	set, filePos, err := syncRequest(s.startPos)
-	if err != nil {
-		return &cdc.Error{Op: "start binlog stream", Err: err}
-	}
-	var bs *replication.BinlogStreamer
-	if set != nil {
-		bs, err = syncer.StartSyncGTID(set)
-	} else {
-		bs, err = syncer.StartSync(filePos)
-	}
+	bs, err := s.startSync(syncer, s.startPos)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return classifyStream("start binlog stream", err)
+		return err
 	}
 	s.log.Info("streaming", "position", s.startPos.String(), "server_id", s.serverID)
 	st := &streamer{
@@ -116,9 +107,6 @@ func (s *Source) Stream(ctx context.Context, h cdc.Handler) error {
 		maps:     make(map[uint64]*mapping),
 		originDB: s.cfg.originDatabase(),
 		part:     &cdc.Tx{},
-	}
-	if c := s.binlogConn.Load(); c != nil {
-		_ = (*c).SetDeadline(time.Time{})
 	}
 	stop := st.watch()
 	err = st.run(ctx, bs)
@@ -161,6 +149,27 @@ func (st *streamer) watch() (stop func() bool) {
 		<-finished
 		return fired.Load()
 	}
+}
+
+// startSync starts the binlog dump at p and lifts the connection's handshake deadline.
+func (s *Source) startSync(syncer *replication.BinlogSyncer, p Position) (*replication.BinlogStreamer, error) {
+	set, filePos, err := syncRequest(p)
+	if err != nil {
+		return nil, &cdc.Error{Op: "start binlog stream", Err: err}
+	}
+	var bs *replication.BinlogStreamer
+	if set != nil {
+		bs, err = syncer.StartSyncGTID(set)
+	} else {
+		bs, err = syncer.StartSync(filePos)
+	}
+	if err != nil {
+		return nil, classifyStream("start binlog stream", err)
+	}
+	if c := s.binlogConn.Load(); c != nil {
+		_ = (*c).SetDeadline(time.Time{})
+	}
+	return bs, nil
 }
 
 // syncRequest says where the binlog dump starts: after the GTID set when the position
