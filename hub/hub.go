@@ -16,6 +16,7 @@ import (
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/hub/api"
 	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/auth"
 	"github.com/synchub/synchub/hub/changelog"
 	"github.com/synchub/synchub/hub/conflict"
 	"github.com/synchub/synchub/hub/dashboard"
@@ -42,6 +43,10 @@ type Deps struct {
 	// Resolvers are custom conflict resolvers, by the name a table's policy uses in
 	// "custom:<name>".
 	Resolvers map[string]conflict.Resolver
+	// Auth authenticates edges and admins on the sync API. nil, or one without edge
+	// methods, serves without edge authentication, which New allows only on a
+	// loopback Listen address.
+	Auth *auth.Authenticator
 }
 
 // Hub is a running hub: ingest, sync API, compaction and lag measurement.
@@ -66,6 +71,9 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	}
 	if deps.Source == nil || deps.Store == nil {
 		return nil, errors.New("hub: Source and Store are required")
+	}
+	if err := api.CheckListen(cfg.Listen, deps.Auth.EdgeAuthConfigured()); err != nil {
+		return nil, err
 	}
 	if deps.Log == nil {
 		deps.Log = slog.Default()
@@ -106,14 +114,17 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 		h.closePush()
 		return nil, fmt.Errorf("edge registry: %w", err)
 	}
+	h.m.SetEdges(h.edgeStates)
 	srv, err := api.New(cfg.API, api.Deps{
-		Store:   deps.Store,
-		Status:  h.Status,
-		Ready:   h.readyErr,
-		Observe: h.observeRequest,
-		Push:    h.push,
-		Audit:   deps.Audit,
-		Seen:    h.edges.Seen,
+		Store:        deps.Store,
+		Status:       h.Status,
+		Ready:        h.readyErr,
+		Observe:      h.observeRequest,
+		Push:         h.push,
+		Audit:        deps.Audit,
+		Seen:         h.edges.Seen,
+		AuthObserver: h.m,
+		Auth:         deps.Auth,
 	}, deps.Log.With("component", "api"))
 	if err != nil {
 		h.closePush()
@@ -140,10 +151,25 @@ func (h *Hub) observeRequest(route string, code int, d time.Duration, changes in
 	h.m.ObserveRequest(route, code, d, changes, bytes)
 }
 
-// Metrics returns the hub's collectors, for wiring other parts' hooks to them:
-// Metrics().SetEdges for the edge registry, and Metrics() itself as the API's auth
-// observer (AuthFailed, RateLimited).
+// Metrics returns the hub's collectors (they are also the API's AuthObserver).
 func (h *Hub) Metrics() *metrics.Hub { return h.m }
+
+// edgeStates reports the registry's edges to the metrics at a scrape: an edge seen
+// within the dashboard's online window is connected, any other is stale, as on the
+// dashboard.
+func (h *Hub) edgeStates() []metrics.EdgeState {
+	h.in.mu.Lock()
+	head := h.in.lastState.Head
+	h.in.mu.Unlock()
+	now := time.Now()
+	list := h.edges.List()
+	out := make([]metrics.EdgeState, len(list))
+	for i, e := range list {
+		online := e.Online(now, h.cfg.Dashboard.OnlineWindow)
+		out[i] = metrics.EdgeState{ID: e.ID, VersionsBehind: e.Behind(head), LastSeen: e.LastSeen, Connected: online, Stale: !online}
+	}
+	return out
+}
 
 // queueCounts reads the push service's open queues for a scrape.
 func (h *Hub) queueCounts() (metrics.QueueCounts, bool) {
