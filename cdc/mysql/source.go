@@ -466,7 +466,6 @@ func (s *Source) Close() error {
 		s.syncer.Close()
 		s.syncer = nil
 	}
-	var errs []error
 	if s.snap != nil {
 		s.snap.Close()
 		s.snap = nil
@@ -479,7 +478,7 @@ func (s *Source) Close() error {
 		s.meta = nil
 	}
 	s.metaMu.Unlock()
-	return errors.Join(errs...)
+	return nil
 }
 
 // reloadTable reads a table's definition again after DDL.
@@ -514,7 +513,7 @@ func (s *Source) withMeta(ctx context.Context, f func(*client.Conn) error) error
 	return f(conn)
 }
 
-// quietLogger passes go-mysql's warnings and errors on at debug level: the source
+// quietHandler passes go-mysql's warnings and errors on at debug level: the source
 // reports failures itself.
 type quietHandler struct{ h slog.Handler }
 

@@ -24,12 +24,8 @@ func binlogValue(col *cdc.Column, info *colInfo, v any) (cdc.Value, error) {
 	}
 	switch col.Kind {
 	case cdc.KindInt:
-		switch info.dataType {
-		case "enum", "set":
-		default:
-			if n, ok := toInt64(v); ok {
-				return cdc.Int(n), nil
-			}
+		if n, ok := toInt64(v); ok {
+			return cdc.Int(n), nil
 		}
 	case cdc.KindDecimal:
 		switch x := v.(type) {
@@ -67,7 +63,7 @@ func binlogValue(col *cdc.Column, info *colInfo, v any) (cdc.Value, error) {
 			return cdc.Text(cdc.KindEnum, enumLabel(info.labels, n)), nil
 		}
 	case cdc.KindText:
-		if info.labels != nil && (info.dataType == "set" || info.mapType == gomysql.MYSQL_TYPE_SET) {
+		if info.dataType == "set" {
 			if n, ok := toInt64(v); ok {
 				return cdc.Text(cdc.KindText, setLabels(info.labels, uint64(n))), nil
 			}
