@@ -927,3 +927,45 @@ func TestPush_KeyChangeAndTableGoneUnderBatch(t *testing.T) {
 		t.Errorf("events %+v", events)
 	}
 }
+
+func TestClose_StopsPushInFlight(t *testing.T) {
+	h, a, db := syncedItems(t, func(c *Config) { c.PushInterval = 5 * time.Millisecond })
+	started, release := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(release) }) // runs before the fake hub's server closes
+	var once sync.Once
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		once.Do(func() { close(started) })
+		<-release // never answers while the agent runs; the client gives up on Close
+		return 0, nil
+	}
+	appExec(t, db, `UPDATE items SET name = 'in flight' WHERE id = 1`)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the push did not start")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }()
+	select {
+	case err := <-done:
+		if err != ErrClosed {
+			t.Errorf("Run returned %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after Close")
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	// The entry is still in the outbox, in its batch, for the next run.
+	if rows := readOutboxRows(t, db); len(rows) != 1 || !rows[0].batch.Valid {
+		t.Errorf("outbox after Close: %+v", rows)
+	}
+}
