@@ -12,6 +12,7 @@ import (
 	"github.com/synchub/synchub/hub/dashboard"
 	"github.com/synchub/synchub/hub/edges"
 	"github.com/synchub/synchub/hub/push"
+	"github.com/synchub/synchub/hub/rules"
 	"github.com/synchub/synchub/metrics"
 )
 
@@ -54,6 +55,9 @@ type Config struct {
 	Edges edges.Config
 	// Metrics chooses optional series (metrics.per_edge in hub.yaml).
 	Metrics metrics.Options
+	// Rules are the sync rules: which tables, columns and rows each group of edges
+	// receives and may write. No groups: every edge gets everything.
+	Rules rules.Config
 }
 
 // DefaultConfig returns the defaults documented in README.md.
@@ -93,6 +97,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("changelog.retention %v / tombstone_retention %v: tombstone retention must be at least the retention", c.Compact.Retention, c.Compact.TombstoneRetention)
 	case c.ShutdownTimeout <= 0:
 		return fmt.Errorf("shutdown timeout: %v; must be positive", c.ShutdownTimeout)
+	}
+	if _, err := rules.Compile(c.Rules); err != nil {
+		return err
 	}
 	return c.API.Validate()
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/synchub/synchub/hub/dashboard"
 	"github.com/synchub/synchub/hub/edges"
 	"github.com/synchub/synchub/hub/push"
+	"github.com/synchub/synchub/hub/rules"
 	"github.com/synchub/synchub/hub/syncproto"
 	"github.com/synchub/synchub/metrics"
 )
@@ -89,6 +90,10 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	if err := cfg.Push.Validate(deps.Resolvers); err != nil {
 		return nil, err
 	}
+	set, err := openRules(cfg.Rules, deps.Store)
+	if err != nil {
+		return nil, err
+	}
 	h := &Hub{cfg: cfg, deps: deps, log: deps.Log, ready: make(chan struct{}), m: metrics.New(cfg.Metrics)}
 	if deps.Applier != nil {
 		svc, err := push.Open(context.Background(), cfg.Push, push.Deps{
@@ -109,7 +114,6 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	if h.push != nil {
 		h.in.landed = h.push.Landed
 	}
-	var err error
 	if h.edges, err = edges.Open(context.Background(), cfg.Edges, deps.Log.With("component", "edges")); err != nil {
 		h.closePush()
 		return nil, fmt.Errorf("edge registry: %w", err)
@@ -125,6 +129,7 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 		Seen:         h.edges.Seen,
 		AuthObserver: h.m,
 		Auth:         deps.Auth,
+		Rules:        set,
 	}, deps.Log.With("component", "api"))
 	if err != nil {
 		h.closePush()
@@ -145,6 +150,30 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	}
 	h.api = srv
 	return h, nil
+}
+
+// rulesStore is a change log that keeps a bucket index for sync rules.
+type rulesStore interface {
+	SetRules(ctx context.Context, set *rules.Set) error
+}
+
+// openRules compiles the sync rules and hands them to the change log, which checks
+// them against the captured schema and (re)builds its bucket index to match.
+func openRules(cfg rules.Config, store changelog.Store) (*rules.Set, error) {
+	set, err := rules.Compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rs, ok := store.(rulesStore)
+	switch {
+	case ok:
+		if err := rs.SetRules(context.Background(), set); err != nil {
+			return nil, fmt.Errorf("sync rules: %w", err)
+		}
+	case set != nil:
+		return nil, fmt.Errorf("sync rules: the change log store (%T) keeps no bucket index; use the SQLite change log or remove rules.groups", store)
+	}
+	return set, nil
 }
 
 func (h *Hub) observeRequest(route string, code int, d time.Duration, changes int, bytes int) {

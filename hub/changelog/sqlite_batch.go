@@ -259,7 +259,7 @@ func (b *sqliteBatch) writeSchema(tables []cdc.Table) error {
 		return nil
 	}
 	if err := b.s.bw.set.Check(tables); err != nil {
-		return fmt.Errorf("the captured tables no longer match the sync rules: %w", err)
+		return fmt.Errorf("the captured tables do not fit the sync rules: %w", err)
 	}
 	v := b.ws.schemaVersion + 1
 	body, err := json.Marshal(syncproto.SchemaResponse{Version: v, Tables: tables})
