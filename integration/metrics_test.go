@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/synchub/synchub/hub"
+	"github.com/synchub/synchub/hub/auth"
 	"github.com/synchub/synchub/hub/conflict"
 	"github.com/synchub/synchub/hub/syncproto"
 )
@@ -135,7 +136,13 @@ func metricsPush(t *testing.T, url string, req syncproto.PushRequest) syncproto.
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(url+"/v1/push", "application/json", bytes.NewReader(body))
+	hreq, err := http.NewRequest(http.MethodPost, url+"/v1/push", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set(auth.EdgeHeader, req.Edge)
+	resp, err := http.DefaultClient.Do(hreq)
 	if err != nil {
 		t.Fatalf("push: %v", err)
 	}
@@ -197,6 +204,7 @@ func TestIntegration_Metrics(t *testing.T) {
 	// the counted bytes are the body's.
 	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/changes?since=%d&limit=1000", s.url, head0), nil)
 	req.Header.Set("Accept-Encoding", "identity")
+	req.Header.Set(auth.EdgeHeader, "metrics-edge")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("pull: %v", err)
@@ -217,6 +225,20 @@ func TestIntegration_Metrics(t *testing.T) {
 		{"synchub_api_response_size_bytes_sum", []string{"route=/v1/changes"}, float64(len(page))},
 		{"synchub_api_pull_gone_total", nil, 0},
 	})
+	// The edge registry now knows one edge, connected and 7 versions behind (its
+	// watermark is the old head).
+	for _, c := range []metricCheck{
+		{"synchub_edges_connected", nil, 1},
+		{"synchub_edges_stale", nil, 0},
+		{"synchub_edges_versions_behind_count", nil, 1},
+		{"synchub_edges_versions_behind_sum", nil, 7},
+		{"synchub_edges_versions_behind_bucket", []string{"le=1"}, 0},
+		{"synchub_edges_versions_behind_bucket", []string{"le=10"}, 1},
+	} {
+		if got := afterPull.get(c.name, c.labels...); got != c.delta {
+			t.Errorf("after the pull: %s%v = %v, want %v", c.name, c.labels, got, c.delta)
+		}
+	}
 
 	// The central database changes ticket 1 after the edge's base version; the edge
 	// pushes a batch with that stale update (a manual conflict), a new ticket (applied)
@@ -268,6 +290,9 @@ func TestIntegration_Metrics(t *testing.T) {
 		{"synchub_ingest_changes_total", nil, 30},
 		{"synchub_changelog_head_version", nil, 9},
 	})
+	if got := after.get("synchub_edges_versions_behind_sum"); got != 9 {
+		t.Errorf("the edge is %v versions behind after two more transactions, want 9", got)
+	}
 
 	// No series may carry a row key or an unbounded value.
 	for _, smp := range after.samples {
