@@ -43,6 +43,11 @@ type Config struct {
 	// rejected a change has been applied locally. It runs on the pushing goroutine and
 	// must not call the Agent's methods that push or pull.
 	OnConflict func(ConflictEvent)
+	// ClockSkew is added to the local wall clock wherever the agent reads it for the hub
+	// (HLC stamps of local writes and a push's sent_at), as if the edge's clock ran that
+	// far ahead (or behind, when negative). It exists to test the hub's skew handling;
+	// leave it 0.
+	ClockSkew time.Duration
 	// Tables, when not empty, limits syncing to these captured tables, named as in the
 	// hub's schema ("public.orders") or by their local name ("orders").
 	Tables []string

@@ -213,7 +213,7 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 	if batchID == "" {
 		return rep, more, a.refreshCounts(ctx, conn)
 	}
-	req := &syncproto.PushRequest{Edge: a.cfg.EdgeID, BatchID: batchID, SentAt: time.Now().UnixMicro(),
+	req := &syncproto.PushRequest{Edge: a.cfg.EdgeID, BatchID: batchID, SentAt: time.Now().Add(a.cfg.ClockSkew).UnixMicro(),
 		Changes: make([]syncproto.PushChange, len(items))}
 	for i := range items {
 		req.Changes[i] = items[i].change
@@ -350,7 +350,7 @@ func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, rep *PushReport) 
 		} else if pc, encErr := encodeGroup(t, g, c); encErr != nil {
 			ev, err = rejectLocal(ctx, conn, g, c, codeBadValue, encErr.Error())
 		} else {
-			pc.HLC = a.clock.stamp(g.last().wall).String()
+			pc.HLC = a.clock.stamp(g.last().wall + a.cfg.ClockSkew.Microseconds()).String()
 			for _, e := range g.entries {
 				e.hlc, e.batch = pc.HLC, id
 			}

@@ -969,3 +969,14 @@ func TestClose_StopsPushInFlight(t *testing.T) {
 		t.Errorf("outbox after Close: %+v", rows)
 	}
 }
+
+func TestPush_ClockSkewShiftsStampsAndSentAt(t *testing.T) {
+	h, a, db := syncedItems(t, func(c *Config) { c.ClockSkew = 10 * time.Minute })
+	appExec(t, db, `UPDATE items SET name = 'fast' WHERE id = 1`)
+	pushNow(t, a)
+	req := h.pushed()[0]
+	ahead := time.Now().Add(9 * time.Minute).UnixMicro()
+	if req.SentAt < ahead || mustHLC(t, req.Changes[0].HLC).Wall < ahead {
+		t.Errorf("sent_at %d and hlc %s are not 10 minutes ahead (want > %d)", req.SentAt, req.Changes[0].HLC, ahead)
+	}
+}
