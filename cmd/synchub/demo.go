@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/synchub/synchub/cdc/postgres/pgserver"
 	"github.com/synchub/synchub/edge"
 	"github.com/synchub/synchub/hub"
+	"github.com/synchub/synchub/hub/dashboard"
 )
 
 // demoSchema is the sample database: two related tables that use every type the
@@ -137,6 +139,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.Push.MetaPath = filepath.Join(dir, "hub-meta.db")
 	cfg.Audit.Path = filepath.Join(dir, "audit.db")
 	cfg.API.MaxWait = 30 * time.Second
+	cfg.Dashboard.EdgesPath = filepath.Join(dir, "edges.db")
+	demoPassword := rand.Text()
+	demoHash, err := dashboard.HashPassword(demoPassword)
+	if err != nil {
+		return err
+	}
+	cfg.Dashboard.Users = []dashboardUser{{Name: "demo", PasswordHash: demoHash, Role: "operator"}}
 
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
@@ -152,7 +161,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 	url := "http://" + h.Addr().String()
-	fmt.Fprintf(stdout, "dashboard: %s/ui\nhub API:   %s   (status %s/v1/status, metrics %s/metrics)\n", url, url, url, url)
+	fmt.Fprintf(stdout, "dashboard: %s/ui   (sign in as demo, password %s)\nhub API:   %s   (status %s/v1/status, metrics %s/metrics)\n", url, demoPassword, url, url, url)
 
 	g, gctx := errgroup.WithContext(ctx)
 	var agents []*edge.Agent

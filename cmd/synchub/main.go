@@ -24,6 +24,8 @@ Usage:
   synchub hub   --config hub.yaml      run the hub (ingest + sync API + /metrics)
   synchub edge  --hub URL --db edge.db  run an edge agent that keeps a local SQLite copy
   synchub demo  [--duration 1m]        run hub + throwaway PostgreSQL + two edges
+  synchub admin hash-password          print a bcrypt hash for a dashboard user
+  synchub keys  create|list|revoke     manage edge and admin API keys
   synchub version                      print the version
 
 Run "synchub <command> -h" for the flags of a command.
@@ -48,6 +50,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runEdge(ctx, args[1:], stdout, stderr)
 	case "demo":
 		err = runDemo(ctx, args[1:], stdout, stderr)
+	case "admin":
+		err = runAdmin(args[1:], os.Stdin, stdout, stderr)
+	case "keys":
+		err = runKeys(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return 0
