@@ -710,3 +710,42 @@ func TestIntegration_DropRecreateRename(t *testing.T) {
 		t.Fatalf("row after RENAME COLUMN = %v", txs[5].Changes[0].After)
 	}
 }
+
+// TestIntegration_IdleUnderUnrelatedTraffic: a stream kept busy by transactions on
+// other tables still calls Idle after a delivery, so the consumer commits.
+func TestIntegration_IdleUnderUnrelatedTraffic(t *testing.T) {
+	e := newEnv(t, sharedServer(t))
+	e.exec("CREATE TABLE mine (id INT PRIMARY KEY)")
+	e.exec("CREATE TABLE noise (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+	cfg := e.config("mine")
+	cfg.IdleWait = 300 * time.Millisecond
+	src := newSource(t, cfg)
+	snapshotAll(t, src)
+	h := &collector{}
+	startStream(t, src, h)
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 200000 && !stop.Load(); i++ {
+			if _, err := e.sql.Exec("INSERT INTO noise (v) VALUES (?)", i); err != nil {
+				t.Errorf("noise: %v", err)
+				return
+			}
+		}
+	}()
+	defer func() { stop.Store(true); wg.Wait() }()
+	time.Sleep(100 * time.Millisecond)
+	h.mu.Lock()
+	idles := h.idles
+	h.mu.Unlock()
+	e.exec("INSERT INTO mine VALUES (1)")
+	waitFor(t, "the insert", func() bool { return len(h.whole()) == 1 })
+	waitFor(t, "an Idle call while unrelated transactions keep coming", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.idles > idles
+	})
+}

@@ -47,6 +47,7 @@ type streamer struct {
 	origin, batch string
 	pendingTables []cdc.Table
 	idlePending   bool
+	lastDelivery  time.Time // when the last whole transaction was delivered
 	// payloadEnd, when set, is the end position of the compressed transaction payload
 	// whose inner events are being handled (their own positions are relative).
 	payloadEnd uint32
@@ -444,6 +445,13 @@ func (st *streamer) commit(ctx context.Context, hdr *replication.EventHeader) er
 	st.s.lastSeen.Store(&pos)
 	if len(st.part.Changes) == 0 && len(st.pendingTables) == 0 && st.partsSent == 0 {
 		st.origin, st.batch = "", ""
+		// Transactions on other tables can keep the stream from ever waiting; the
+		// consumer still gets its moment to commit once IdleWait has passed since the
+		// last delivery.
+		if st.idlePending && time.Since(st.lastDelivery) >= st.s.cfg.IdleWait {
+			st.idlePending = false
+			return st.h.Idle(ctx)
+		}
 		return nil
 	}
 	commitTime := time.Unix(int64(hdr.Timestamp), 0).UTC()
@@ -475,6 +483,7 @@ func (st *streamer) deliver(ctx context.Context, final bool, pos Position, commi
 		tx.Pos = pos
 		tx.CommitTime = commitTime
 		st.idlePending = true
+		st.lastDelivery = time.Now()
 		st.s.lastDelivered.Store(&pos)
 	}
 	st.pendingTables = nil
