@@ -83,7 +83,12 @@
 // COMMIT); its position is the offset after that event and its commit time the event's
 // timestamp (whole seconds). A statement outside BEGIN … COMMIT (DDL) is a transaction
 // of its own. A transaction with more than Config.MaxTxChanges changes arrives in parts
-// (Tx.More). Transactions touching no captured table are not delivered.
+// (Tx.More). Transactions touching no captured table are not delivered. After a
+// delivery, Stream calls Handler.Idle when no event arrives for Config.IdleWait, or,
+// when other tables' transactions keep arriving, once IdleWait has passed since the
+// delivery. Heartbeats (Config.HeartbeatPeriod) keep an idle connection alive; when no
+// event at all arrives for Config.ReadTimeout while the stream waits, the connection
+// is taken for dead and Stream returns a retryable error.
 //
 // DDL on a captured table is recognised in the binlog's query events: after ALTER,
 // CREATE or RENAME TABLE the table's definition is read again from information_schema
