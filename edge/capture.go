@@ -16,7 +16,8 @@ import (
 // name ("public.orders") or the local one ("orders"). The choice is stored: the
 // triggers are re-created whenever the hub's schema changes the table, and installed
 // as soon as the table exists when it has not been created yet. Calling it again is
-// harmless.
+// harmless. It waits for a pull in flight (with Run, up to Config.Wait). Writes made
+// before InitSync are not captured.
 func (a *Agent) InitSync(ctx context.Context, table string) error {
 	a.pullMu.Lock()
 	defer a.pullMu.Unlock()

@@ -26,7 +26,7 @@ type Status struct {
 	SchemaVersion int64     `json:"schema_version"` // schema version of the local tables
 	LastPull      time.Time `json:"last_pull"`      // when the last page arrived
 	LastCommit    time.Time `json:"last_commit"`    // when changes were last committed locally
-	Applied       int64     `json:"applied"`        // changes applied since Open
+	Applied       int64     `json:"applied"`        // pulled changes written locally since Open (not echoes or rebased ones)
 	// AppliedForeign counts pulled changes written to the local tables since Open (all
 	// but the edge's own echoes and changes to rows with pending local writes).
 	AppliedForeign int64 `json:"applied_foreign"`
@@ -36,7 +36,7 @@ type Status struct {
 	// Rebased counts pulled changes to rows with pending local writes, which stayed as
 	// the edge wrote them until the push settles them.
 	Rebased           int64     `json:"rebased"`
-	Pending           int64     `json:"pending"`        // outbox entries not yet answered by the hub
+	Pending           int64     `json:"pending"`        // outbox entries not yet answered, as of the last push or check
 	RejectedTotal     int64     `json:"rejected_total"` // rows in _synchub_rejected
 	Pushed            int64     `json:"pushed"`         // changes the hub answered since Open
 	Conflicts         int64     `json:"conflicts"`      // conflicts the hub reported since Open
