@@ -16,9 +16,7 @@ import (
 	"github.com/synchub/synchub/cdc/mysql"
 	"github.com/synchub/synchub/cdc/postgres"
 	"github.com/synchub/synchub/hub"
-	"github.com/synchub/synchub/hub/api"
 	"github.com/synchub/synchub/hub/audit"
-	"github.com/synchub/synchub/hub/auth"
 	"github.com/synchub/synchub/hub/changelog"
 )
 
@@ -62,11 +60,7 @@ func serveHub(ctx context.Context, cfg fileConfig, log *slog.Logger, started fun
 	if err := hcfg.Validate(); err != nil {
 		return err
 	}
-	// Refuse an unauthenticated public listener before opening anything.
-	if err := api.CheckListen(cfg.Listen, len(cfg.Auth.Methods) > 0); err != nil {
-		return err
-	}
-	for _, path := range []string{cfg.Store.Path, cfg.Push.MetaPath, cfg.Audit.Path, cfg.Auth.KeysPath, cfg.Dashboard.EdgesPath} {
+	for _, path := range []string{cfg.Store.Path, cfg.Push.MetaPath, cfg.Audit.Path, cfg.Dashboard.EdgesPath} {
 		if dir := filepath.Dir(path); dir != "" && path != "" {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return fmt.Errorf("create data folder %s: %w", dir, err)
@@ -97,12 +91,7 @@ func serveHub(ctx context.Context, cfg fileConfig, log *slog.Logger, started fun
 		return fmt.Errorf("write-back: %w", err)
 	}
 	defer applier.Close()
-	authn, closeKeys, err := openAuth(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer closeKeys()
-	h, err := hub.New(hcfg, hub.Deps{Source: src, Store: store, Applier: applier, Audit: auditLog, Log: log, Auth: authn})
+	h, err := hub.New(hcfg, hub.Deps{Source: src, Store: store, Applier: applier, Audit: auditLog, Log: log})
 	if err != nil {
 		return err
 	}
@@ -117,28 +106,6 @@ func serveHub(ctx context.Context, cfg fileConfig, log *slog.Logger, started fun
 		log.Warn("the sync API has no edge authentication yet; serve it only on a trusted network", "listen", cfg.Listen)
 	}
 	return h.Run(ctx)
-}
-
-// openAuth opens the key database and builds the authenticator. Without edge
-// methods the key database is opened only when it exists (admin keys presented on a
-// loopback hub are then checked), so a hub without authentication creates no file.
-func openAuth(ctx context.Context, cfg fileConfig) (*auth.Authenticator, func(), error) {
-	noop := func() {}
-	if len(cfg.Auth.Methods) == 0 {
-		if _, err := os.Stat(cfg.Auth.KeysPath); err != nil {
-			return nil, noop, nil
-		}
-	}
-	keys, err := auth.OpenKeys(ctx, cfg.Auth.KeysPath)
-	if err != nil {
-		return nil, noop, err
-	}
-	a, err := auth.New(cfg.authConfig(), keys)
-	if err != nil {
-		keys.Close()
-		return nil, noop, err
-	}
-	return a, func() { keys.Close() }, nil
 }
 
 // openSource returns the change source for the configured kind.
