@@ -103,7 +103,8 @@
 // row_json, base_version, reason, code, batch_id, at) and the local row is restored
 // only when the answer carries the hub's row. A hub row is not written over a row that
 // received newer local writes while the batch was in flight: those are pushed next.
-// Config.OnConflict is called for every conflict and rejection.
+// Config.OnConflict is called for every conflict and rejection; Agent.Rejected lists
+// the rejected changes.
 //
 // # Echoes
 //

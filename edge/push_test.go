@@ -473,6 +473,14 @@ func TestPush_Rejected(t *testing.T) {
 	if rows := readOutboxRows(t, db); len(rows) != 1 || !rows[0].batch.Valid {
 		t.Errorf("after a 503 the outbox is %+v; want the entry kept in its batch", rows)
 	}
+	list, err := a.Rejected(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 3 || list[0].Code != "bad_push" || list[2].Code != "constraint" || list[2].BatchID == "" ||
+		string(list[2].Key) != `{"id":1}` || !strings.Contains(string(list[2].Row), `"-1"`) || time.Since(list[0].At) > time.Minute {
+		t.Errorf("Rejected: %+v", list)
+	}
 }
 
 func rejectedRows(t testing.TB, db *sql.DB) []string {
