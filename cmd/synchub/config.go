@@ -15,6 +15,8 @@ import (
 
 	"github.com/synchub/synchub/cdc/postgres"
 	"github.com/synchub/synchub/hub"
+	"github.com/synchub/synchub/hub/api"
+	"github.com/synchub/synchub/hub/auth"
 	"github.com/synchub/synchub/hub/conflict"
 	"github.com/synchub/synchub/hub/dashboard"
 )
@@ -33,6 +35,11 @@ type fileConfig struct {
 	API      apiConfig     `yaml:"api"`
 	Push     pushConfig    `yaml:"push"`
 	Audit    auditConfig   `yaml:"audit"`
+	// Auth is edge and admin authentication; Limits bound each edge's requests; TLS
+	// makes the sync API serve HTTPS.
+	Auth   authConfig   `yaml:"auth"`
+	Limits limitsConfig `yaml:"limits"`
+	TLS    tlsConfig    `yaml:"tls"`
 	// Dashboard is the admin dashboard under /ui.
 	Dashboard dashboardConfig `yaml:"dashboard"`
 }
@@ -63,6 +70,49 @@ type pushConfig struct {
 	// Policies maps a table to its conflict policy; set it in the file (there is no
 	// environment override for a map).
 	Policies map[string]conflict.TablePolicy `yaml:"policies"`
+}
+
+type authConfig struct {
+	// Methods are the edge credentials accepted: api_key, jwt, or both. Empty: no edge
+	// authentication, and the hub serves only on a loopback address.
+	Methods []string `yaml:"methods"`
+	// KeysPath is the API key database (`synchub keys`).
+	KeysPath string        `yaml:"keys_path"`
+	JWT      jwtConfig     `yaml:"jwt"`
+	Signing  signingConfig `yaml:"signing"`
+}
+
+type jwtConfig struct {
+	Algorithm      string        `yaml:"algorithm"`
+	KeyFile        string        `yaml:"key_file"`
+	JWKSURL        string        `yaml:"jwks_url"`
+	Issuer         string        `yaml:"issuer"`
+	Audience       string        `yaml:"audience"`
+	EdgeClaim      string        `yaml:"edge_claim"`
+	Leeway         time.Duration `yaml:"leeway"`
+	JWKSMinRefresh time.Duration `yaml:"jwks_min_refresh"`
+	JWKSCacheTTL   time.Duration `yaml:"jwks_cache_ttl"`
+}
+
+type signingConfig struct {
+	Required        bool          `yaml:"required"`
+	Window          time.Duration `yaml:"window"`
+	ReplayCacheSize int           `yaml:"replay_cache_size"`
+}
+
+type limitsConfig struct {
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxBatchChanges, when set, replaces push.max_batch_changes.
+	MaxBatchChanges    int           `yaml:"max_batch_changes"`
+	RatePerSecond      float64       `yaml:"rate_per_second"`
+	Burst              int           `yaml:"burst"`
+	MaxLongPolls       int           `yaml:"max_long_polls"`
+	LongPollRetryAfter time.Duration `yaml:"long_poll_retry_after"`
+}
+
+type tlsConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 type auditConfig struct {
@@ -110,6 +160,7 @@ type apiConfig struct {
 func defaultFileConfig() fileConfig {
 	h := hub.DefaultConfig()
 	pg := postgres.DefaultConfig()
+	ac, lim := auth.DefaultConfig(), api.DefaultLimits()
 	return fileConfig{
 		Listen:   h.Listen,
 		LogLevel: "info",
@@ -140,6 +191,19 @@ func defaultFileConfig() fileConfig {
 			DefaultTiebreak: string(conflict.DefaultTiebreak),
 		},
 		Audit: auditConfig{Path: "./data/audit.db", Retention: 90 * 24 * time.Hour},
+		Auth: authConfig{
+			KeysPath: "./data/keys.db",
+			JWT: jwtConfig{EdgeClaim: ac.JWT.EdgeClaim, Leeway: ac.JWT.Leeway,
+				JWKSMinRefresh: ac.JWT.JWKSMinRefresh, JWKSCacheTTL: ac.JWT.JWKSCacheTTL},
+			Signing: signingConfig{Window: ac.Signing.Window, ReplayCacheSize: ac.Signing.ReplayCacheSize},
+		},
+		Limits: limitsConfig{
+			MaxBodyBytes:       h.API.BodyLimit,
+			RatePerSecond:      lim.RatePerSecond,
+			Burst:              lim.Burst,
+			MaxLongPolls:       lim.MaxLongPolls,
+			LongPollRetryAfter: lim.LongPollRetryAfter,
+		},
 		Dashboard: dashboardConfig{
 			SessionTTL:   h.Dashboard.SessionTTL,
 			OnlineWindow: h.Dashboard.OnlineWindow,
@@ -226,6 +290,12 @@ func setFromString(f reflect.Value, s string) error {
 			return fmt.Errorf("not an integer")
 		}
 		f.SetInt(int64(n))
+	case f.Kind() == reflect.Float64:
+		n, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("not a number")
+		}
+		f.SetFloat(n)
 	case f.Kind() == reflect.Uint32:
 		n, err := strconv.ParseUint(s, 10, 32)
 		if err != nil {
@@ -279,6 +349,13 @@ func (c fileConfig) hubConfig() hub.Config {
 	h.Push.MetaPath = c.Push.MetaPath
 	h.Push.DefaultPolicy = conflict.TablePolicy{Policy: conflict.Policy(c.Push.DefaultPolicy), Tiebreak: conflict.Tiebreak(c.Push.DefaultTiebreak)}
 	h.Push.Policies = c.Push.Policies
+	h.API.BodyLimit = c.Limits.MaxBodyBytes
+	if c.Limits.MaxBatchChanges > 0 {
+		h.Push.MaxBatchChanges = c.Limits.MaxBatchChanges
+	}
+	h.API.Limits = api.Limits{RatePerSecond: c.Limits.RatePerSecond, Burst: c.Limits.Burst,
+		MaxLongPolls: c.Limits.MaxLongPolls, LongPollRetryAfter: c.Limits.LongPollRetryAfter}
+	h.API.TLS = api.TLSConfig{CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile}
 	h.Dashboard.SessionTTL, h.Dashboard.CookieSecure = c.Dashboard.SessionTTL, c.Dashboard.CookieSecure
 	h.Dashboard.OnlineWindow = c.Dashboard.OnlineWindow
 	h.Dashboard.Users = nil
@@ -287,6 +364,17 @@ func (c fileConfig) hubConfig() hub.Config {
 	}
 	h.Edges.Path = c.Dashboard.EdgesPath
 	return h
+}
+
+// authConfig turns the auth: section into the auth library's Config.
+func (c fileConfig) authConfig() auth.Config {
+	a := auth.DefaultConfig()
+	a.Methods = c.Auth.Methods
+	j := c.Auth.JWT
+	a.JWT = auth.JWTConfig{Algorithm: j.Algorithm, KeyFile: j.KeyFile, JWKSURL: j.JWKSURL, Issuer: j.Issuer,
+		Audience: j.Audience, EdgeClaim: j.EdgeClaim, Leeway: j.Leeway, JWKSMinRefresh: j.JWKSMinRefresh, JWKSCacheTTL: j.JWKSCacheTTL}
+	a.Signing = auth.SigningConfig{Required: c.Auth.Signing.Required, Window: c.Auth.Signing.Window, ReplayCacheSize: c.Auth.Signing.ReplayCacheSize}
+	return a
 }
 
 // validate checks what the libraries cannot: the kinds and required keys.
@@ -338,6 +426,18 @@ func (c fileConfig) validate() error {
 	}
 	if c.Audit.Path == "" {
 		return errors.New("audit.path: missing; set a file path such as ./data/audit.db")
+	}
+	if c.Auth.KeysPath == "" {
+		return errors.New("auth.keys_path: missing; set a file path such as ./data/keys.db (API keys, see `synchub keys`)")
+	}
+	if err := c.authConfig().Validate(); err != nil {
+		return err
+	}
+	if c.Limits.MaxBodyBytes < 1 {
+		return fmt.Errorf("limits.max_body_bytes: %d; set a positive size in bytes such as 4194304", c.Limits.MaxBodyBytes)
+	}
+	if c.Limits.MaxBatchChanges < 0 {
+		return fmt.Errorf("limits.max_batch_changes: %d; use 0 (push.max_batch_changes applies) or a positive count", c.Limits.MaxBatchChanges)
 	}
 	if c.Audit.Retention < 0 {
 		return fmt.Errorf("audit.retention: %v; use a positive duration such as 2160h (90 days), or 0 to keep everything", c.Audit.Retention)

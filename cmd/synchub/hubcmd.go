@@ -16,7 +16,9 @@ import (
 	"github.com/synchub/synchub/cdc/mysql"
 	"github.com/synchub/synchub/cdc/postgres"
 	"github.com/synchub/synchub/hub"
+	"github.com/synchub/synchub/hub/api"
 	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/auth"
 	"github.com/synchub/synchub/hub/changelog"
 )
 
@@ -60,6 +62,10 @@ func serveHub(ctx context.Context, cfg fileConfig, log *slog.Logger, started fun
 	if err := hcfg.Validate(); err != nil {
 		return err
 	}
+	// Refuse an unauthenticated public listener before opening anything.
+	if err := api.CheckListen(cfg.Listen, len(cfg.Auth.Methods) > 0); err != nil {
+		return err
+	}
 	for _, path := range []string{cfg.Store.Path, cfg.Push.MetaPath, cfg.Audit.Path, cfg.Dashboard.EdgesPath} {
 		if dir := filepath.Dir(path); dir != "" && path != "" {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -91,7 +97,12 @@ func serveHub(ctx context.Context, cfg fileConfig, log *slog.Logger, started fun
 		return fmt.Errorf("write-back: %w", err)
 	}
 	defer applier.Close()
-	h, err := hub.New(hcfg, hub.Deps{Source: src, Store: store, Applier: applier, Audit: auditLog, Log: log})
+	authn, closeKeys, err := openAuth(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeKeys()
+	h, err := hub.New(hcfg, hub.Deps{Source: src, Store: store, Applier: applier, Audit: auditLog, Log: log, Auth: authn})
 	if err != nil {
 		return err
 	}
@@ -102,10 +113,32 @@ func serveHub(ctx context.Context, cfg fileConfig, log *slog.Logger, started fun
 			}
 		}()
 	}
-	if cfg.Listen != "" && !isLoopback(cfg.Listen) {
-		log.Warn("the sync API has no edge authentication yet; serve it only on a trusted network", "listen", cfg.Listen)
-	}
 	return h.Run(ctx)
+}
+
+// openAuth opens the key database and builds the authenticator. Without edge
+// methods the key database is opened only when it exists (admin keys presented on a
+// loopback hub are then checked), so a hub without authentication creates no file.
+func openAuth(ctx context.Context, cfg fileConfig) (*auth.Authenticator, func(), error) {
+	noop := func() {}
+	if len(cfg.Auth.Methods) == 0 {
+		if _, err := os.Stat(cfg.Auth.KeysPath); err != nil {
+			return nil, noop, nil
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Auth.KeysPath), 0o755); err != nil {
+		return nil, noop, fmt.Errorf("create data folder for auth.keys_path: %w", err)
+	}
+	keys, err := auth.OpenKeys(ctx, cfg.Auth.KeysPath)
+	if err != nil {
+		return nil, noop, err
+	}
+	a, err := auth.New(cfg.authConfig(), keys)
+	if err != nil {
+		keys.Close()
+		return nil, noop, err
+	}
+	return a, func() { keys.Close() }, nil
 }
 
 // openSource returns the change source for the configured kind.

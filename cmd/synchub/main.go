@@ -25,6 +25,7 @@ Usage:
   synchub edge  --hub URL --db edge.db  run an edge agent that keeps a local SQLite copy
   synchub demo  [--duration 1m]        run hub + throwaway PostgreSQL + two edges
   synchub admin hash-password          print a bcrypt hash for a dashboard user
+  synchub keys  create|list|revoke     manage edge and admin API keys
   synchub version                      print the version
 
 Run "synchub <command> -h" for the flags of a command.
@@ -51,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDemo(ctx, args[1:], stdout, stderr)
 	case "admin":
 		err = runAdmin(args[1:], os.Stdin, stdout, stderr)
+	case "keys":
+		err = runKeys(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, versionString())
 		return 0
