@@ -19,6 +19,7 @@ import (
 	"github.com/synchub/synchub/hub/auth"
 	"github.com/synchub/synchub/hub/conflict"
 	"github.com/synchub/synchub/hub/dashboard"
+	"github.com/synchub/synchub/hub/rules"
 )
 
 // fileConfig is hub.yaml. Every key is documented in README.md; an unknown key is an
@@ -42,6 +43,40 @@ type fileConfig struct {
 	TLS    tlsConfig    `yaml:"tls"`
 	// Dashboard is the admin dashboard under /ui.
 	Dashboard dashboardConfig `yaml:"dashboard"`
+	// Rules are the sync rules: per edge group, the tables, columns and rows its
+	// edges receive and may write.
+	Rules rulesFileConfig `yaml:"rules"`
+}
+
+type rulesFileConfig struct {
+	GroupClaim   string                     `yaml:"group_claim"`
+	DefaultGroup string                     `yaml:"default_group"`
+	Groups       map[string]ruleGroupConfig `yaml:"groups"`
+}
+
+type ruleGroupConfig struct {
+	Tables map[string]ruleTableConfig `yaml:"tables"`
+}
+
+type ruleTableConfig struct {
+	Filter  string   `yaml:"filter"`
+	Columns []string `yaml:"columns"`
+}
+
+// rules turns the rules: section into the rules library's Config.
+func (c rulesFileConfig) rules() rules.Config {
+	r := rules.Config{GroupClaim: c.GroupClaim, DefaultGroup: c.DefaultGroup}
+	for name, g := range c.Groups {
+		if r.Groups == nil {
+			r.Groups = map[string]rules.GroupConfig{}
+		}
+		gc := rules.GroupConfig{Tables: map[string]rules.TableConfig{}}
+		for t, tc := range g.Tables {
+			gc.Tables[t] = rules.TableConfig{Filter: tc.Filter, Columns: tc.Columns}
+		}
+		r.Groups[name] = gc
+	}
+	return r
 }
 
 type dashboardConfig struct {
@@ -363,6 +398,7 @@ func (c fileConfig) hubConfig() hub.Config {
 		h.Dashboard.Users = append(h.Dashboard.Users, dashboard.User{Name: u.Name, PasswordHash: u.PasswordHash, Role: u.Role})
 	}
 	h.Edges.Path = c.Dashboard.EdgesPath
+	h.Rules = c.Rules.rules()
 	return h
 }
 
