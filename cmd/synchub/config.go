@@ -36,6 +36,7 @@ type fileConfig struct {
 	API      apiConfig     `yaml:"api"`
 	Push     pushConfig    `yaml:"push"`
 	Audit    auditConfig   `yaml:"audit"`
+	Metrics  metricsConfig `yaml:"metrics"`
 	// Auth is edge and admin authentication; Limits bound each edge's requests; TLS
 	// makes the sync API serve HTTPS.
 	Auth   authConfig   `yaml:"auth"`
@@ -148,6 +149,11 @@ type limitsConfig struct {
 type tlsConfig struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+}
+
+type metricsConfig struct {
+	// PerEdge adds series labelled by edge id; keep it off with many edges.
+	PerEdge bool `yaml:"per_edge"`
 }
 
 type auditConfig struct {
@@ -384,6 +390,7 @@ func (c fileConfig) hubConfig() hub.Config {
 	h.Push.MetaPath = c.Push.MetaPath
 	h.Push.DefaultPolicy = conflict.TablePolicy{Policy: conflict.Policy(c.Push.DefaultPolicy), Tiebreak: conflict.Tiebreak(c.Push.DefaultTiebreak)}
 	h.Push.Policies = c.Push.Policies
+	h.Metrics.PerEdge = c.Metrics.PerEdge
 	h.API.BodyLimit = c.Limits.MaxBodyBytes
 	if c.Limits.MaxBatchChanges > 0 {
 		h.Push.MaxBatchChanges = c.Limits.MaxBatchChanges
