@@ -1,0 +1,366 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/synchub/synchub/edge"
+	"github.com/synchub/synchub/hub"
+	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/conflict"
+	"github.com/synchub/synchub/hub/dashboard"
+)
+
+// dashSchema is one table under the manual conflict policy, so a conflict waits in
+// the dashboard's queue for an admin.
+const dashSchema = `
+CREATE TABLE public.tickets (id int PRIMARY KEY, title text, body text, n int NOT NULL DEFAULT 0);
+INSERT INTO public.tickets SELECT g, 'title ' || g, 'body ' || g, 0 FROM generate_series(1, 3) g;
+`
+
+const dashPassword = "a long enough password"
+
+// chromiumPath finds Debian's chromium (or $SYNCHUB_CHROMIUM). Without one the test
+// skips locally and fails under CI=true, where .ci/run installs it.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("SYNCHUB_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	msg := "no chromium on PATH: install Debian's chromium (apt-get install -y chromium) or set SYNCHUB_CHROMIUM to run the dashboard's browser test"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// artifactsDir is where the browser test saves screenshots: $SYNCHUB_ARTIFACTS, else
+// integration/artifacts (ignored by git).
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("SYNCHUB_ARTIFACTS")
+	if dir == "" {
+		dir = "artifacts"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("create artifacts folder: %v", err)
+	}
+	return dir
+}
+
+// dashStack is a PostgreSQL stack with write-back, the manual policy on tickets, an
+// operator (alice) and a viewer (victor), and two edges capturing local writes. Edge
+// A's write lands first; edge B's write of the same row then waits as a conflict.
+func dashStack(t *testing.T) (*stack, *edge.Agent, *edge.Agent) {
+	t.Helper()
+	h, err := dashboard.HashPassword(dashPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStackWith(t, dashSchema, []string{"public.tickets"}, func(c *hub.Config) {
+		c.Push.Policies = map[string]conflict.TablePolicy{"public.tickets": {Policy: conflict.Manual}}
+		c.Dashboard.Users = []dashboard.User{
+			{Name: "alice", PasswordHash: h, Role: "operator"},
+			{Name: "victor", PasswordHash: h, Role: "viewer"},
+		}
+		c.Dashboard.SampleInterval = 500 * time.Millisecond
+	})
+	a, b := s.newEdge("edge-a"), s.newEdge("edge-b")
+	s.waitStreaming()
+	ctx := context.Background()
+	for _, e := range []*edge.Agent{a, b} {
+		s.syncEdge(e)
+		if err := e.InitSyncAll(ctx); err != nil {
+			t.Fatalf("init sync: %v", err)
+		}
+	}
+	dashExec(t, a, `UPDATE tickets SET body = 'from A' WHERE id = 1`)
+	if rep := dashPush(t, a); rep.Applied != 1 {
+		t.Fatalf("edge A's push: %+v, want 1 applied", rep)
+	}
+	dashExec(t, b, `UPDATE tickets SET body = 'from B', title = 'B title' WHERE id = 1`)
+	if rep := dashPush(t, b); rep.Conflicts != 1 {
+		t.Fatalf("edge B's push: %+v, want 1 conflict", rep)
+	}
+	s.waitHubCaughtUp()
+	if got := s.exec(`SELECT body FROM tickets WHERE id = 1`); got != "from A" {
+		t.Fatalf("PostgreSQL has %q while the conflict is open, want edge A's 'from A'", got)
+	}
+	return s, a, b
+}
+
+func dashExec(t *testing.T, a *edge.Agent, query string) {
+	t.Helper()
+	if _, err := a.DB().Exec(query); err != nil {
+		t.Fatalf("edge %s: %s: %v", a.Status().EdgeID, query, err)
+	}
+}
+
+func dashPush(t *testing.T, a *edge.Agent) edge.PushReport {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := a.PushNow(ctx)
+	if err != nil {
+		t.Fatalf("push from %s: %v", a.Status().EdgeID, err)
+	}
+	return rep
+}
+
+func dashEdgeValue(t *testing.T, a *edge.Agent, query string) string {
+	t.Helper()
+	var v any
+	if err := a.DB().QueryRow(query).Scan(&v); err != nil {
+		return "<" + err.Error() + ">"
+	}
+	return fmt.Sprint(normalise(v))
+}
+
+// TestBrowser_ResolveConflictTakeClient signs in through the form in headless
+// Chromium, opens the queued conflict, clicks "Take client", and checks that
+// PostgreSQL and both edges end with the client's row and that the audit page names
+// the admin who resolved it.
+func TestBrowser_ResolveConflictTakeClient(t *testing.T) {
+	chrome := chromiumPath(t)
+	s, a, b := dashStack(t)
+	artifacts := artifactsDir(t)
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.NoSandbox,
+			chromedp.Headless, chromedp.DisableGPU, chromedp.WindowSize(1280, 1000))...)
+	defer cancelAlloc()
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("start chromium %s: %v", chrome, err)
+	}
+	ctx, cancel := context.WithTimeout(browser, 2*time.Minute)
+	defer cancel()
+	step := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("read %s: %v", sel, err)
+		}
+		return strings.TrimSpace(v)
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(artifacts, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	step("open /ui and sign in",
+		chromedp.Navigate(s.url+"/ui"),
+		chromedp.WaitVisible(chromedp.CSS(`input[name="name"]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), "alice"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), dashPassword),
+		chromedp.Click(chromedp.CSS(`#login`)),
+		chromedp.WaitVisible(chromedp.CSS(`#live`)),
+	)
+	if got := text("#open-conflicts"); got != "1" {
+		t.Fatalf("overview shows %q open conflicts, want 1", got)
+	}
+	shot("dashboard-overview.png")
+
+	step("open the conflict from the queue",
+		chromedp.Navigate(s.url+"/ui/conflicts"),
+		chromedp.Click(chromedp.CSS(`a.conflict-link`)),
+		chromedp.WaitVisible(chromedp.CSS(`#take-client`)),
+	)
+	changed, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.querySelectorAll("table.diff td.changed").length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Body changed on both sides, title on the client's only.
+	if changed != 3 {
+		t.Errorf("the conflict page highlights %v changed cells, want 3 (server body, client body, client title)", changed)
+	}
+	shot("dashboard-conflict.png")
+
+	step("take the client's row",
+		chromedp.Click(chromedp.CSS(`#take-client`)),
+		chromedp.WaitVisible(chromedp.CSS(`#flash`)),
+	)
+	if got := text("#conflict-status"); !strings.Contains(got, "take_client by alice") {
+		t.Fatalf("conflict status after the click: %q, want resolved take_client by alice", got)
+	}
+
+	s.waitHubCaughtUp()
+	if got := s.exec(`SELECT body || '|' || title FROM tickets WHERE id = 1`); got != "from B|B title" {
+		t.Fatalf("PostgreSQL has %q, want edge B's row 'from B|B title'", got)
+	}
+	for _, e := range []*edge.Agent{a, b} {
+		s.syncEdge(e)
+		if got := dashEdgeValue(t, e, `SELECT body || '|' || title FROM tickets WHERE id = 1`); got != "from B|B title" {
+			t.Fatalf("edge %s has %q after a sync, want 'from B|B title'", e.Status().EdgeID, got)
+		}
+	}
+
+	step("open the audit log",
+		chromedp.Navigate(s.url+"/ui/audit?action=resolve"),
+		chromedp.WaitVisible(chromedp.CSS(`#audit`)),
+	)
+	if got := text("#audit tbody"); !strings.Contains(got, "admin:alice") || !strings.Contains(got, "take_client") {
+		t.Fatalf("audit page for resolve events:\n%s\nwant a take_client by admin:alice", got)
+	}
+	ev, err := s.audit.Query(context.Background(), audit.Filter{Action: audit.ActionResolve, Actor: "admin:alice"})
+	if err != nil || len(ev) != 1 || ev[0].Outcome != "take_client" || ev[0].Table != "public.tickets" {
+		t.Fatalf("audit resolve events by admin:alice: %+v %v", ev, err)
+	}
+
+	step("open the edges page",
+		chromedp.Navigate(s.url+"/ui/edges"),
+		chromedp.WaitVisible(chromedp.CSS(`#edges`)),
+	)
+	if got := text("#edges"); !strings.Contains(got, "edge-a") || !strings.Contains(got, "edge-b") {
+		t.Fatalf("edges page:\n%s\nwant edge-a and edge-b", got)
+	}
+}
+
+// dashClient signs in over plain HTTP, keeping cookies and the page's CSRF token.
+type dashClient struct {
+	t    *testing.T
+	base string
+	http *http.Client
+	csrf string
+}
+
+var dashCSRF = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+
+func newDashClient(t *testing.T, base string) *dashClient {
+	jar, _ := cookiejar.New(nil)
+	return &dashClient{t: t, base: base, http: &http.Client{Jar: jar, Timeout: time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (c *dashClient) do(method, path string, form url.Values) (int, string) {
+	c.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, c.base+path, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if m := dashCSRF.FindSubmatch(b); m != nil {
+		c.csrf = string(m[1])
+	}
+	return resp.StatusCode, string(b)
+}
+
+func (c *dashClient) login(name, password string) int {
+	c.t.Helper()
+	c.do("GET", "/ui/login", nil)
+	code, _ := c.do("POST", "/ui/login", url.Values{"name": {name}, "password": {password}, "_csrf": {c.csrf}})
+	return code
+}
+
+// TestBrowser_DashboardRefusals: on a real queued conflict, a POST without the CSRF
+// token, a viewer's resolve and a request without a session are refused and leave
+// the conflict open; a wrong password is refused and audited.
+func TestBrowser_DashboardRefusals(t *testing.T) {
+	s, _, _ := dashStack(t)
+	alice := newDashClient(t, s.url)
+	if code := alice.login("alice", dashPassword); code != http.StatusSeeOther {
+		t.Fatalf("alice's sign-in: %d, want 303", code)
+	}
+	_, page := alice.do("GET", "/ui/conflicts", nil)
+	m := regexp.MustCompile(`/ui/conflicts/(\d+)`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("the conflict queue links no conflict:\n%s", page)
+	}
+	resolve := "/ui/conflicts/" + m[1] + "/resolve"
+	stillOpen := func(after string) {
+		t.Helper()
+		_, body := alice.do("GET", "/ui/conflicts/"+m[1], nil)
+		if !strings.Contains(body, `id="take-client"`) {
+			t.Fatalf("after %s the conflict is no longer open", after)
+		}
+		if got := s.exec(`SELECT body FROM tickets WHERE id = 1`); got != "from A" {
+			t.Fatalf("after %s PostgreSQL has %q, want 'from A'", after, got)
+		}
+	}
+
+	if code, _ := alice.do("POST", resolve, url.Values{"action": {"take_client"}}); code != http.StatusForbidden {
+		t.Fatalf("operator POST without CSRF token: %d, want 403", code)
+	}
+	stillOpen("a POST without CSRF token")
+
+	victor := newDashClient(t, s.url)
+	if code := victor.login("victor", dashPassword); code != http.StatusSeeOther {
+		t.Fatalf("victor's sign-in: %d, want 303", code)
+	}
+	victor.do("GET", "/ui/conflicts/"+m[1], nil)
+	if code, _ := victor.do("POST", resolve, url.Values{"action": {"take_client"}, "_csrf": {victor.csrf}}); code != http.StatusForbidden {
+		t.Fatalf("viewer's resolve: %d, want 403", code)
+	}
+	stillOpen("a viewer's resolve")
+
+	anon := newDashClient(t, s.url)
+	anon.do("GET", "/ui/login", nil)
+	if code, _ := anon.do("POST", resolve, url.Values{"action": {"take_client"}, "_csrf": {anon.csrf}}); code != http.StatusUnauthorized {
+		t.Fatalf("resolve without a session: %d, want 401", code)
+	}
+	if code, _ := anon.do("GET", "/ui/conflicts", nil); code != http.StatusSeeOther {
+		t.Fatalf("conflict queue without a session: %d, want 303 to the sign-in form", code)
+	}
+	stillOpen("a request without a session")
+
+	if code := anon.login("alice", "not the password"); code != http.StatusUnauthorized {
+		t.Fatalf("wrong password: %d, want 401", code)
+	}
+	ev, err := s.audit.Query(context.Background(), audit.Filter{Action: audit.ActionAuthFailure, Actor: "admin:alice"})
+	if err != nil || len(ev) != 1 {
+		t.Fatalf("audit auth failures of admin:alice: %+v %v, want 1", ev, err)
+	}
+
+	// The operator with the token resolves.
+	alice.do("GET", "/ui/conflicts/"+m[1], nil)
+	if code, _ := alice.do("POST", resolve, url.Values{"action": {"keep_server"}, "_csrf": {alice.csrf}}); code != http.StatusSeeOther {
+		t.Fatalf("operator's resolve: %d, want 303", code)
+	}
+	if _, body := alice.do("GET", "/ui/conflicts/"+m[1], nil); !strings.Contains(body, "keep_server by alice") {
+		t.Fatal("the conflict page does not show the resolution by alice")
+	}
+}
