@@ -379,15 +379,16 @@ func (bw *bucketWriter) tableBuckets(ctx context.Context, q bucketQuerier, rt *r
 	return out, rows.Err()
 }
 
-// writeVersion stores the open version's bucket entries and clears them.
-func (bw *bucketWriter) writeVersion(ctx context.Context, q bucketQuerier, version int64) error {
+// writeVersion stores the open version's bucket entries with insert (insertBEntrySQL)
+// and clears them.
+func (bw *bucketWriter) writeVersion(ctx context.Context, insert *sql.Stmt, version int64) error {
 	if bw.broken != 0 && bw.broken == version {
 		return fmt.Errorf("version %d: its bucket entries were lost when an earlier batch rolled back; discard the unfinished version (the source sends it again)", version)
 	}
 	for _, id := range bw.order {
 		bb := bw.pending[id]
 		bb.data = append(bb.data, ']')
-		if _, err := q.ExecContext(ctx, insertBEntrySQL, id, version, bb.n, bb.ords, bb.data); err != nil {
+		if _, err := insert.ExecContext(ctx, id, version, bb.n, bb.ords, bb.data); err != nil {
 			return fmt.Errorf("store bucket entry of version %d: %w", version, err)
 		}
 	}
@@ -481,7 +482,8 @@ func (s *SQLiteStore) rebuildBuckets(ctx context.Context, set *rules.Set) error 
 		s.mu.Lock()
 		head := s.committed.head
 		s.mu.Unlock()
-		r := &rebuilder{bw: bw, set: set, schemas: schemas, where: map[string]string{}, routes: map[int64]map[string][]*route{}}
+		r := &rebuilder{bw: bw, set: set, schemas: schemas, where: map[string]string{}, routes: map[int64]map[string][]*route{},
+			insert: tx.StmtContext(ctx, s.prepared[insertBEntrySQL])}
 		if versions, entries, err = r.run(ctx, tx, head); err != nil {
 			return err
 		}
@@ -528,8 +530,9 @@ type rebuilder struct {
 	schemas map[int64]map[string]*cdc.Table
 	routes  map[int64]map[string][]*route
 	// where maps group, table and key text to the row's current bucket.
-	where map[string]string
-	kb    []byte
+	where  map[string]string
+	kb     []byte
+	insert *sql.Stmt
 }
 
 func (r *rebuilder) routesFor(schema int64, qtable []byte) ([]*route, *cdc.Table) {
@@ -585,7 +588,7 @@ func (r *rebuilder) run(ctx context.Context, tx *sql.Tx, head int64) (versions, 
 		}
 		entries += int64(len(r.bw.order))
 		versions++
-		return r.bw.writeVersion(ctx, tx, curV)
+		return r.bw.writeVersion(ctx, r.insert, curV)
 	}
 	for _, c := range chunks {
 		v, _ := splitChunkID(c.id)

@@ -63,7 +63,7 @@ var (
 
 // writerQueries lists the statements the writer uses repeatedly through database/sql.
 func writerQueries() []string {
-	return []string{truncateRowsSQL, getRowSQL, getChunkSQL, saveStateSQL, dropRowSQL, dropTruncatedSQL}
+	return append([]string{truncateRowsSQL, getRowSQL, getChunkSQL, saveStateSQL, dropRowSQL, dropTruncatedSQL}, bucketQueries()...)
 }
 
 // groupedQueries lists the statements of the grouped inserts, run on the driver.
@@ -493,7 +493,7 @@ func (b *sqliteBatch) complete(tx *cdc.Tx) error {
 		return err
 	}
 	ov := b.ws.open
-	if err := b.s.bw.writeVersion(b.ctx, b.s.wconn, ov.version); err != nil {
+	if err := b.s.bw.writeVersion(b.ctx, b.s.prepared[insertBEntrySQL], ov.version); err != nil {
 		return err
 	}
 	commitUS := time.Now().UnixMicro()
