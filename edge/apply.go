@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/synchub/synchub/cdc"
@@ -13,6 +14,7 @@ type applyStats struct {
 	applied int // changes applied (foreign changes and everything during a bootstrap)
 	echoes  int // the edge's own changes coming back: only the row version was recorded
 	rebased int // changes to rows with pending local changes, left for the push to settle
+	stale   int // changes older than the row's state from a push answer
 }
 
 // applyPage applies a page's changes to the synced tables in the open transaction.
@@ -33,6 +35,10 @@ func (a *Agent) applyPage(p *page) (applyStats, error) {
 	if err != nil {
 		return st, err
 	}
+	pushed, err := a.anyPushed(ctx)
+	if err != nil {
+		return st, err
+	}
 	for ei := range p.Entries {
 		e := &p.Entries[ei]
 		if e.TS > a.pullMaxTS {
@@ -45,12 +51,23 @@ func (a *Agent) applyPage(p *page) (applyStats, error) {
 			if t == nil {
 				continue
 			}
-			if err := a.applyChange(ctx, t, ch, e.Version, echo, busy, &st); err != nil {
+			if err := a.applyChange(ctx, t, ch, e.Version, echo, busy, pushed, &st); err != nil {
 				return st, fmt.Errorf("apply version %d change %d (%s on %s): %w", e.Version, ci, ch.Op, ch.Table, err)
 			}
 		}
 	}
 	return st, nil
+}
+
+// anyPushed reports whether some row's local state comes from a push answer the
+// change log has not shown yet; only then must pulled changes be checked for
+// staleness.
+func (a *Agent) anyPushed(ctx context.Context) (bool, error) {
+	var pushed bool
+	if err := a.db.conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM _synchub_rowver WHERE pushed = 1)`).Scan(&pushed); err != nil {
+		return false, fmt.Errorf("read row versions: %w", err)
+	}
+	return pushed, nil
 }
 
 // outboxBusy reports whether the outbox holds any change; when it is empty (the usual
@@ -63,7 +80,17 @@ func (a *Agent) outboxBusy(ctx context.Context) (bool, error) {
 	return busy, nil
 }
 
-func (a *Agent) applyChange(ctx context.Context, t *table, ch *change, version int64, echo, busy bool, st *applyStats) error {
+// applyChange applies one pulled change. busy says the outbox has entries; pushed says
+// some row's state comes from a push answer.
+//
+// Push answers race with pulls: the answer may arrive before the change log has shown
+// changes older than the edge's write, or without the write's version. So a row written
+// by a push answer is marked pushed in _synchub_rowver (with the answer's version when
+// known). A pulled change not newer than that version is stale and skipped. An echo (the
+// edge's own write) of a row whose data is the push's only records the version; but
+// when a foreign change was applied to the row after the answer, the echo is applied
+// in full, since it is the hub's state after the edge's write.
+func (a *Agent) applyChange(ctx context.Context, t *table, ch *change, version int64, echo, busy, pushed bool, st *applyStats) error {
 	track := !a.bootstrapping // record per-row versions
 	if ch.Op == cdc.OpTruncate {
 		st.applied++
@@ -73,12 +100,12 @@ func (a *Agent) applyChange(ctx context.Context, t *table, ch *change, version i
 	// new row's key.
 	var oldKey, newKey []any
 	var err error
-	if (ch.Op == cdc.OpUpdate || ch.Op == cdc.OpDelete) && len(ch.Key) > 0 && (busy || track) {
+	if (ch.Op == cdc.OpUpdate || ch.Op == cdc.OpDelete) && len(ch.Key) > 0 && (busy || track || pushed) {
 		if oldKey, err = a.keyOf(t, ch.Key); err != nil {
 			return err
 		}
 	}
-	if ch.Op != cdc.OpDelete && (busy || track) {
+	if ch.Op != cdc.OpDelete && (busy || track || pushed) {
 		if len(ch.Row) == 0 {
 			return fmt.Errorf("change has no row")
 		}
@@ -86,7 +113,25 @@ func (a *Agent) applyChange(ctx context.Context, t *table, ch *change, version i
 			return err
 		}
 	}
-	if echo {
+	rowKey := newKey // the key whose recorded state decides
+	if ch.Op == cdc.OpDelete {
+		rowKey = oldKey
+	}
+	applyEcho := false
+	if pushed && rowKey != nil {
+		ver, fromPush, found, err := a.rowState(ctx, t, rowKey)
+		if err != nil {
+			return err
+		}
+		switch {
+		case echo:
+			applyEcho = found && !fromPush && ver < version
+		case found && ver >= version:
+			st.stale++
+			return nil
+		}
+	}
+	if echo && !applyEcho {
 		st.echoes++
 		if oldKey != nil && (ch.Op == cdc.OpDelete || !sameArgs(oldKey, newKey)) {
 			if err := a.dropVersion(ctx, t, oldKey); err != nil {
@@ -203,6 +248,25 @@ func sameArgs(a, b []any) bool {
 	return true
 }
 
+// rowState returns a row's recorded version and whether its data comes from a push
+// answer not yet seen in the change log.
+func (a *Agent) rowState(ctx context.Context, t *table, k []any) (version int64, pushed, found bool, err error) {
+	st, err := t.stmt(ctx, a.db.conn, &t.rvGet, func() string {
+		return "SELECT version, pushed FROM _synchub_rowver WHERE tbl = ?1 AND ktext = " + keyText(t, "?")
+	})
+	if err != nil {
+		return 0, false, false, err
+	}
+	err = st.QueryRowContext(ctx, append([]any{t.source}, k...)...).Scan(&version, &pushed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, false, nil
+	}
+	if err != nil {
+		return 0, false, false, fmt.Errorf("read the version of a row of %s: %w", t.local, err)
+	}
+	return version, pushed, true, nil
+}
+
 // hasPending reports whether the row with key k has entries in the outbox.
 func (a *Agent) hasPending(ctx context.Context, t *table, k []any) (bool, error) {
 	st, err := t.stmt(ctx, a.db.conn, &t.pendQ, func() string {
@@ -228,7 +292,7 @@ func (a *Agent) setVersion(ctx context.Context, t *table, k []any, version int64
 func setRowVersion(ctx context.Context, conn *sql.Conn, t *table, cache **sql.Stmt, k []any, version int64) error {
 	st, err := t.stmt(ctx, conn, cache, func() string {
 		return fmt.Sprintf("INSERT INTO _synchub_rowver (tbl, ktext, version) VALUES (?1, %s, ?%d) "+
-			"ON CONFLICT (tbl, ktext) DO UPDATE SET version = max(version, excluded.version)", keyText(t, "?"), len(t.pk)+2)
+			"ON CONFLICT (tbl, ktext) DO UPDATE SET version = max(version, excluded.version), pushed = 0", keyText(t, "?"), len(t.pk)+2)
 	})
 	if err != nil {
 		return err

@@ -33,7 +33,7 @@ type table struct {
 	del      *sql.Stmt
 
 	// Rebase and version statements on the agent's connection.
-	pendQ, rvSet, rvDel *sql.Stmt
+	pendQ, rvSet, rvDel, rvGet *sql.Stmt
 }
 
 // stmt returns *cache, preparing the query build returns on conn the first time.
@@ -74,13 +74,13 @@ func (t *table) close() error {
 	for _, s := range t.upserts {
 		errs = append(errs, s.Close())
 	}
-	for _, st := range []*sql.Stmt{t.del, t.pendQ, t.rvSet, t.rvDel} {
+	for _, st := range []*sql.Stmt{t.del, t.pendQ, t.rvSet, t.rvDel, t.rvGet} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
 	}
 	t.upserts, t.lastStmt, t.lastCols, t.del = map[string]*sql.Stmt{}, nil, nil, nil
-	t.pendQ, t.rvSet, t.rvDel = nil, nil, nil
+	t.pendQ, t.rvSet, t.rvDel, t.rvGet = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 

@@ -113,6 +113,14 @@
 // agent does not re-apply such an entry: it only records the row's version
 // (Status.EchoesSkipped counts them; Status.AppliedForeign counts changes from others).
 //
+// A push answer can overtake the change log: the hub may have written the edge's change
+// after a foreign change the edge has not pulled yet, and may answer without the
+// write's version. A row written by a push answer is therefore marked pushed in
+// _synchub_rowver, with the answer's version when given. A pulled change not newer than
+// that version is skipped as stale (Status.Stale); and when an older foreign change did
+// reach the row after the answer, the echo is applied in full, so the row ends at the
+// hub's state. The mark is cleared by the echo or any later pulled change of the row.
+//
 // # Clock
 //
 // Each change carries a hybrid logical clock timestamp (syncproto.HLC, node = edge id).

@@ -108,11 +108,15 @@ var localDDL = []string{
 	`CREATE INDEX IF NOT EXISTS _synchub_outbox_batched ON _synchub_outbox (batch_id) WHERE batch_id IS NOT NULL`,
 	`DROP INDEX IF EXISTS _synchub_outbox_key`,
 	`DROP INDEX IF EXISTS _synchub_outbox_batch`,
+	// pushed is 1 while a row's local data comes from the edge's own push (its answer)
+	// and the change log has not yet shown that write: see applyChange.
 	`CREATE TABLE IF NOT EXISTS _synchub_rowver (
 		tbl TEXT NOT NULL,
 		ktext TEXT NOT NULL,
 		version INTEGER NOT NULL,
+		pushed INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (tbl, ktext)) WITHOUT ROWID`,
+	`CREATE INDEX IF NOT EXISTS _synchub_rowver_pushed ON _synchub_rowver (tbl) WHERE pushed = 1`,
 	`CREATE TABLE IF NOT EXISTS _synchub_rejected (
 		id INTEGER PRIMARY KEY AUTOINCREMENT,
 		seq INTEGER NOT NULL,

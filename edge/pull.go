@@ -13,6 +13,7 @@ type pullResult struct {
 	applied  int  // changes applied to synced tables
 	echoes   int  // the edge's own pushed changes coming back (only versions recorded)
 	rebased  int  // changes to rows with pending local changes, left to the push
+	stale    int  // changes older than a push answer's state of the row
 	caughtUp bool // the last page reached the hub's head
 }
 
@@ -94,6 +95,7 @@ func (a *Agent) pull(ctx context.Context, wait time.Duration) (res pullResult, e
 		res.applied += st.applied
 		res.echoes += st.echoes
 		res.rebased += st.rebased
+		res.stale += st.stale
 		if err != nil {
 			return res, err
 		}
@@ -117,6 +119,7 @@ func (a *Agent) pull(ctx context.Context, wait time.Duration) (res pullResult, e
 			s.AppliedForeign += int64(res.applied)
 			s.EchoesSkipped += int64(res.echoes)
 			s.Rebased += int64(res.rebased)
+			s.Stale += int64(res.stale)
 		})
 		if rebootstrapping {
 			a.log.Info("re-bootstrap committed", "watermark", p.Next, "changes", res.applied)

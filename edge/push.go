@@ -617,18 +617,24 @@ func (a *Agent) applyAnswer(ctx context.Context, conn *sql.Conn, id string, item
 	return events, nil
 }
 
-// recordPushed records the version of a row the hub wrote as the edge sent it.
+// recordPushed records that a row's local state is what the hub wrote from the edge's
+// change: its version (the answer's, or else the change's base until the change log
+// shows the write) marked as pushed. A deleted row keeps such an entry too, so that an
+// older pulled change does not bring it back.
 func (a *Agent) recordPushed(ctx context.Context, conn *sql.Conn, it batchItem, version int64) error {
 	f, l := it.g.first(), it.g.last()
-	if it.c.op == 'd' || f.ktext != l.nktext {
-		if err := execDropVersionText(ctx, conn, it.t.source, f.ktext); err != nil {
+	if version <= 0 {
+		version = f.baseVersion
+	}
+	if it.c.op == 'd' {
+		return execSetPushedText(ctx, conn, it.t.source, f.ktext, version)
+	}
+	if f.ktext != l.nktext {
+		if err := execSetPushedText(ctx, conn, it.t.source, f.ktext, version); err != nil {
 			return err
 		}
 	}
-	if it.c.op == 'd' || version <= 0 {
-		return nil
-	}
-	return execSetVersionText(ctx, conn, it.t.source, l.nktext, version)
+	return execSetPushedText(ctx, conn, it.t.source, l.nktext, version)
 }
 
 // applyWinner makes the local row the hub's (row; nil when the hub has no such row),
@@ -690,8 +696,8 @@ func (a *Agent) applyWinner(ctx context.Context, conn *sql.Conn, it batchItem, r
 		return err
 	}
 	args := append(append([]any{t.source}, k...), version)
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf("INSERT INTO _synchub_rowver (tbl, ktext, version) VALUES (?1, %s, ?%d) "+
-		"ON CONFLICT (tbl, ktext) DO UPDATE SET version = max(version, excluded.version)", keyText(t, "?"), len(t.pk)+2), args...); err != nil {
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("INSERT INTO _synchub_rowver (tbl, ktext, version, pushed) VALUES (?1, %s, ?%d, 1) "+
+		"ON CONFLICT (tbl, ktext) DO UPDATE SET version = max(version, excluded.version), pushed = 1", keyText(t, "?"), len(t.pk)+2), args...); err != nil {
 		return fmt.Errorf("record the version of a row of %s: %w", t.local, err)
 	}
 	return nil
@@ -712,9 +718,9 @@ func deleteSQL(t *table) string {
 	return b.String()
 }
 
-func execSetVersionText(ctx context.Context, conn *sql.Conn, tbl, ktext string, version int64) error {
-	if _, err := conn.ExecContext(ctx, `INSERT INTO _synchub_rowver (tbl, ktext, version) VALUES (?, ?, ?)
-		ON CONFLICT (tbl, ktext) DO UPDATE SET version = max(version, excluded.version)`, tbl, ktext, version); err != nil {
+func execSetPushedText(ctx context.Context, conn *sql.Conn, tbl, ktext string, version int64) error {
+	if _, err := conn.ExecContext(ctx, `INSERT INTO _synchub_rowver (tbl, ktext, version, pushed) VALUES (?, ?, ?, 1)
+		ON CONFLICT (tbl, ktext) DO UPDATE SET version = max(version, excluded.version), pushed = 1`, tbl, ktext, version); err != nil {
 		return fmt.Errorf("record the version of a row of %s: %w", tbl, err)
 	}
 	return nil

@@ -988,3 +988,54 @@ func TestPush_ClockSkewShiftsStampsAndSentAt(t *testing.T) {
 		t.Errorf("sent_at %d and hlc %s are not 10 minutes ahead (want > %d)", req.SentAt, req.Changes[0].HLC, ahead)
 	}
 }
+
+// TestPush_AnswerBeforeOlderPulledChanges: the push answer arrives before the pull has
+// shown an older foreign change and the edge's own write. The older change must not
+// overwrite the pushed row for good: with the write's version known it is skipped; with
+// it unknown, the echo restores the hub's state.
+func TestPush_AnswerBeforeOlderPulledChanges(t *testing.T) {
+	h, a, db := syncedItems(t)
+	appExec(t, db, `UPDATE items SET name = 'one edge' WHERE id = 1`)
+	appExec(t, db, `UPDATE items SET name = 'two edge' WHERE id = 2`)
+	head := h.head()
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		resp := syncproto.PushResponse{BatchID: req.BatchID}
+		for _, c := range req.Changes {
+			r := syncproto.PushResult{ID: c.ID, Status: syncproto.PushConflict, Outcome: syncproto.OutcomeClientWon}
+			if string(c.Key) == `{"id":1}` {
+				r.Version = head + 2 // known: after the foreign change at head+1
+			}
+			resp.Results = append(resp.Results, r)
+		}
+		return http.StatusOK, resp
+	}
+	pushNow(t, a)
+	// The log: foreign writes to both rows, then the edge's write of both.
+	h.commit(0, upd(1, "one foreign"), upd(2, "two foreign"))
+	h.commitFrom("test-edge", time.Now().UnixMicro(), upd(1, "one edge"), upd(2, "two edge"))
+
+	// Pull only the foreign version first.
+	ctx := context.Background()
+	a.cfg.PageLimit = 2
+	a.client.limit = 2
+	if _, err := a.step(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	got := dump(t, db, "items")
+	if got[0] != "1|one edge|1.50" || got[1] != "2|two foreign|2.50" {
+		t.Errorf("after the older foreign change: %v; want row 1 kept (stale change) and row 2 overwritten", got)
+	}
+	pullOnly(t, a)
+	got = dump(t, db, "items")
+	if got[0] != "1|one edge|1.50" || got[1] != "2|two edge|2.50" {
+		t.Errorf("after the echo: %v; want both rows at the edge's write", got)
+	}
+	st := a.Status()
+	if st.Stale != 1 || st.EchoesSkipped != 1 {
+		t.Errorf("stale=%d echoes_skipped=%d; want 1 and 1 (row 1's echo only records its version)", st.Stale, st.EchoesSkipped)
+	}
+	var pushed int
+	if err := db.QueryRow(`SELECT count(*) FROM _synchub_rowver WHERE pushed = 1`).Scan(&pushed); err != nil || pushed != 0 {
+		t.Errorf("rows still marked pushed after their echoes: %d %v", pushed, err)
+	}
+}

@@ -27,15 +27,20 @@ type Status struct {
 	LastPull      time.Time `json:"last_pull"`      // when the last page arrived
 	LastCommit    time.Time `json:"last_commit"`    // when changes were last committed locally
 	Applied       int64     `json:"applied"`        // pulled changes written locally since Open (not echoes or rebased ones)
-	// AppliedForeign counts pulled changes written to the local tables since Open (all
-	// but the edge's own echoes and changes to rows with pending local writes).
+	// AppliedForeign counts pulled changes written to the local tables since Open: all
+	// but the edge's own echoes, changes to rows with pending local writes and changes
+	// older than a push answer. An echo is written too when a foreign change reached the
+	// row after the push answer, as the row must return to the hub's state.
 	AppliedForeign int64 `json:"applied_foreign"`
 	// EchoesSkipped counts pulled changes that were this edge's own pushed writes: only
 	// the row version was recorded.
 	EchoesSkipped int64 `json:"echoes_skipped"`
 	// Rebased counts pulled changes to rows with pending local writes, which stayed as
 	// the edge wrote them until the push settles them.
-	Rebased           int64     `json:"rebased"`
+	Rebased int64 `json:"rebased"`
+	// Stale counts pulled changes skipped because a push answer had already given the
+	// row a newer state.
+	Stale             int64     `json:"stale"`
 	Pending           int64     `json:"pending"`        // outbox entries not yet answered, as of the last push or check
 	RejectedTotal     int64     `json:"rejected_total"` // rows in _synchub_rejected
 	Pushed            int64     `json:"pushed"`         // changes the hub answered since Open
