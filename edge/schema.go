@@ -166,6 +166,17 @@ func (a *Agent) syncTableDef(ctx context.Context, st selectedTable) (rebuilt boo
 		if _, err := a.db.conn.ExecContext(ctx, "ALTER TABLE "+quoteIdent(st.local)+" ADD COLUMN "+quoteIdent(c.Name)+" "+typ); err != nil {
 			return false, fmt.Errorf("add column %s to local table %s: %w", c.Name, st.local, err)
 		}
+		if c.Default != "" {
+			// The rows that existed when the column was added hold this value at the
+			// source, which wrote no change for them.
+			v, err := cdc.ParseJSONValue(c.Kind, []byte(c.Default))
+			if err != nil {
+				return false, fmt.Errorf("added column %s of %s: default %s: %w", c.Name, st.src.Name, c.Default, err)
+			}
+			if _, err := a.db.conn.ExecContext(ctx, "UPDATE "+quoteIdent(st.local)+" SET "+quoteIdent(c.Name)+" = ?", v.SQLiteArg()); err != nil {
+				return false, fmt.Errorf("set the existing rows' value of added column %s in local table %s: %w", c.Name, st.local, err)
+			}
+		}
 		a.log.Info("added column", "table", st.src.Name, "column", c.Name)
 	}
 	for _, c := range info {

@@ -199,6 +199,7 @@ func TestIntegration_SchemaChange(t *testing.T) {
 	s.syncEdge(a)
 	v0 := a.Status().SchemaVersion
 	s.exec(`ALTER TABLE people ADD COLUMN email text`)
+	s.exec(`ALTER TABLE people ADD COLUMN score numeric(5,1) NOT NULL DEFAULT 2.5, ADD COLUMN tag text DEFAULT 'it''s new'`)
 	s.exec(`INSERT INTO people VALUES (2, 'bob', 'bob@example.com')`)
 	s.exec(`UPDATE people SET email = 'ann@example.com' WHERE id = 1`)
 	s.waitHubCaughtUp()
@@ -209,6 +210,10 @@ func TestIntegration_SchemaChange(t *testing.T) {
 	var email string
 	if err := a.DB().QueryRow(`SELECT email FROM people WHERE id = 2`).Scan(&email); err != nil || email != "bob@example.com" {
 		t.Fatalf("new column on edge: %q, %v", email, err)
+	}
+	var score, tag string
+	if err := a.DB().QueryRow(`SELECT score, tag FROM people WHERE id = 1`).Scan(&score, &tag); err != nil || score != "2.5" || tag != "it's new" {
+		t.Fatalf("a row from before ADD COLUMN … DEFAULT has score %q, tag %q (%v) on the edge; want the default 2.5, it's new", score, tag, err)
 	}
 	s.exec(`ALTER TABLE people DROP COLUMN name`)
 	s.exec(`INSERT INTO people VALUES (3, 'cy@example.com')`)

@@ -52,3 +52,24 @@ func FuzzParseDDL(f *testing.F) {
 		}
 	})
 }
+
+func TestIsConstantDefault(t *testing.T) {
+	for _, tc := range []struct {
+		text, extra string
+		want        bool
+	}{
+		{"1.500", "", true},
+		{"'abc'", "", true},
+		{"'it''s (x)'", "", true},
+		{"0", "", true},
+		{"NULL", "", false},
+		{"current_timestamp(6)", "", false},
+		{"CURRENT_TIMESTAMP", "DEFAULT_GENERATED", false},
+		{"abc", "", true},
+		{"(rand())", "DEFAULT_GENERATED", false},
+	} {
+		if got := isConstantDefault(tc.text, tc.extra); got != tc.want {
+			t.Errorf("isConstantDefault(%q, %q) = %v, want %v", tc.text, tc.extra, got, tc.want)
+		}
+	}
+}

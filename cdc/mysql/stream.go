@@ -373,6 +373,14 @@ func (st *streamer) ddl(ctx context.Context, q, schema string) error {
 			}
 			return err
 		}
+		for i := range def.table.Columns {
+			if old, had := known.table.Column(def.table.Columns[i].Name); had {
+				def.table.Columns[i].Default = old.Default
+			}
+		}
+		if len(def.table.Columns) > len(known.table.Columns) || !cdc.SameColumns(&known.table, &def.table) {
+			st.s.fillDefaults(def, known)
+		}
 		if !cdc.SameColumns(&known.table, &def.table) || !sameNullability(&known.table, &def.table) {
 			st.pendingTables = append(st.pendingTables, def.table)
 			st.s.log.Info("table definition changed", "table", name, "columns", len(def.table.Columns))
