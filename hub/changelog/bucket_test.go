@@ -418,3 +418,45 @@ func TestBuckets_DiscardedVersionLeavesNoBucketEntries(t *testing.T) {
 		t.Fatalf("store 7 after a discarded version: %s", got)
 	}
 }
+
+func TestBuckets_RolledBackPartMustBeDiscarded(t *testing.T) {
+	s, _ := openShop(t, shopRules(t), nil)
+	appendShop(t, s, tx(1, oIns(1, 7, "1.00")))
+	b := begin(t, s)
+	mustAppend(t, b, &cdc.Tx{Changes: []cdc.Change{oIns(2, 7, "2.00")}, More: true})
+	mustCommit(t, b)
+	b = begin(t, s)
+	mustAppend(t, b, &cdc.Tx{Changes: []cdc.Change{oIns(3, 7, "3.00")}, More: true})
+	b.Rollback()
+	b = begin(t, s)
+	if err := b.AppendTx(context.Background(), tx(2, oIns(4, 7, "4.00"))); err == nil || !strings.Contains(err.Error(), "discard the unfinished version") {
+		t.Fatalf("completing a version whose part was rolled back: %v", err)
+	}
+	b.Rollback()
+	b = begin(t, s)
+	if err := b.DiscardUnfinished(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, b, &cdc.Tx{Pos: testPos(2), Changes: []cdc.Change{oIns(2, 7, "2.00"), oIns(3, 7, "3.00")}})
+	mustCommit(t, b)
+	p := scopedPull(t, s, 0, 100, "stores/shop.orders/7")
+	if got := len(shopState(t, p.changes)); got != 3 {
+		t.Fatalf("store 7 holds %d rows after the resent version, want 3: %s", got, ops(p.changes))
+	}
+}
+
+func TestBuckets_RulesRemoved(t *testing.T) {
+	s, cfg := openShop(t, shopRules(t), nil)
+	appendShop(t, s, tx(1, oIns(1, 7, "1.00")))
+	s.Close()
+	s = reopen(t, cfg)
+	if err := s.SetRules(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if p := scopedPull(t, s, 0, 100, "stores/shop.orders/7"); len(p.changes) != 0 {
+		t.Fatalf("after the rules were removed the bucket still serves %s", ops(p.changes))
+	}
+	if p := pullAll(t, s, 0, 100); len(p.changes) != 1 {
+		t.Fatalf("unscoped pull: %d changes", len(p.changes))
+	}
+}

@@ -733,7 +733,7 @@ func (b *sqliteBatch) Rollback() error {
 	s.bw.reset()
 	clear(s.bw.ids)
 	s.mu.Lock()
-	if v := s.committed.open.version; v != 0 {
+	if v := s.committed.open.version; v != 0 && s.bw.set != nil {
 		// Parts of v committed earlier had bucket entries pending in memory only.
 		s.bw.broken = v
 	}
