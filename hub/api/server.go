@@ -46,9 +46,10 @@ type Deps struct {
 	// Rules are the sync rules: GET /v1/changes and GET /v1/schema serve each edge only
 	// its scope. nil serves every edge everything.
 	Rules *rules.Set
-	// Seen, when set, is told after every answered GET /v1/changes (kind Pull, the
-	// request's since as watermark) and POST /v1/push (kind Push) which edge made it,
-	// and the text of its credential's claims (empty without edge authentication).
+	// Seen, when set, is told which edge made each well-formed GET /v1/changes (kind
+	// Pull, the request's since as watermark) and POST /v1/push (kind Push), with the
+	// text of its credential's claims (empty without edge authentication). It is called
+	// before the request is served, so a long-poll counts as contact when it starts.
 	Seen func(edgeID string, kind edges.Kind, watermark int64, scope string)
 	// Auth authenticates edges and admins (see auth.go); nil, or one without edge
 	// methods, serves without edge authentication, on loopback only.
