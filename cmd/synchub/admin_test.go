@@ -101,6 +101,11 @@ func TestLoadConfig_Dashboard(t *testing.T) {
 	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "dashboard.users[1]") {
 		t.Fatalf("role admin: %v, want an error naming dashboard.users[1]", err)
 	}
+	cfg = defaultFileConfig()
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = "hub.pem", "hub.key"
+	if !cfg.hubConfig().Dashboard.CookieSecure {
+		t.Fatal("a hub serving HTTPS sets dashboard cookies without Secure")
+	}
 	if _, err := loadConfig(writeConfig(t, issueConfig+"dashboard:\n  userz: []\n"), nil); err == nil || !strings.Contains(err.Error(), "userz") {
 		t.Fatalf("unknown dashboard key: %v", err)
 	}

@@ -398,7 +398,9 @@ func (c fileConfig) hubConfig() hub.Config {
 	h.API.Limits = api.Limits{RatePerSecond: c.Limits.RatePerSecond, Burst: c.Limits.Burst,
 		MaxLongPolls: c.Limits.MaxLongPolls, LongPollRetryAfter: c.Limits.LongPollRetryAfter}
 	h.API.TLS = api.TLSConfig{CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile}
-	h.Dashboard.SessionTTL, h.Dashboard.CookieSecure = c.Dashboard.SessionTTL, c.Dashboard.CookieSecure
+	// Cookies are Secure when asked for, and always when the hub itself serves HTTPS.
+	h.Dashboard.SessionTTL = c.Dashboard.SessionTTL
+	h.Dashboard.CookieSecure = c.Dashboard.CookieSecure || c.TLS.CertFile != ""
 	h.Dashboard.OnlineWindow = c.Dashboard.OnlineWindow
 	h.Dashboard.Users = nil
 	for _, u := range c.Dashboard.Users {
