@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 
@@ -14,6 +15,36 @@ import (
 const readBucketSQL = `SELECT e.version, e.n, e.ords, e.data, v.origin, v.commit_us, v.schema_version
 	FROM bentries e JOIN versions v ON v.version = e.version
 	WHERE e.bucket = ? AND e.version >= ? AND e.version <= ? ORDER BY e.version LIMIT ?`
+
+// bucketReadStep is how many entries of one bucket a page reads at a time.
+const bucketReadStep = 256
+
+// bucketCursor reads one bucket's entries in version order.
+type bucketCursor struct {
+	id   int64
+	from int64 // next version to read
+	buf  []bucketEntry
+	done bool
+}
+
+// fill reads the next entries when none are buffered.
+func (bc *bucketCursor) fill(ctx context.Context, tx *sql.Tx, head int64, step int) error {
+	if len(bc.buf) > 0 || bc.done {
+		return nil
+	}
+	got, err := readBucket(ctx, tx, bc.id, bc.from, head, step)
+	if err != nil {
+		return err
+	}
+	bc.buf = got
+	if len(got) < step {
+		bc.done = true
+	}
+	if len(got) > 0 {
+		bc.from = got[len(got)-1].version + 1
+	}
+	return nil
+}
 
 // bucketEntry is one stored bucket entry: a version's changes in one bucket.
 type bucketEntry struct {
@@ -42,55 +73,64 @@ func (s *SQLiteStore) readBuckets(ctx context.Context, tx *sql.Tx, req PageReque
 	if err != nil {
 		return nil, err
 	}
-	bound := head
-	var all []bucketEntry
-	for _, id := range ids {
-		got, err := readBucket(ctx, tx, id, from, head, limit+1)
-		if err != nil {
-			return nil, err
-		}
-		if len(got) == limit+1 {
-			// Only versions up to this bucket's last are known to be complete.
-			bound = min(bound, got[len(got)-1].version)
-		}
-		all = append(all, got...)
+	// A merge of the buckets by version, each read a few entries at a time, so a
+	// page costs about its own entries however many buckets the edge has.
+	curs := make([]*bucketCursor, len(ids))
+	for i, id := range ids {
+		curs[i] = &bucketCursor{id: id, from: from}
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].version < all[j].version })
-
-	p := &Page{Head: head, Next: bound}
+	step := min(limit+1, bucketReadStep)
+	p := &Page{Head: head, Next: head}
 	body := make([]byte, headerReserve, headerReserve+1024)
 	var (
 		dataBytes int
 		entries   int
-		lastV     = since
+		group     []bucketEntry
+		lastV     = from - 1
 	)
-	if from > since+1 {
-		lastV = from - 1
-	}
-	for i := 0; i < len(all) && all[i].version <= bound; {
-		j := i + 1
-		n, size := all[i].n, len(all[i].data)
-		for j < len(all) && all[j].version == all[i].version {
-			n += all[j].n
-			size += len(all[j].data)
-			j++
+	for {
+		v := int64(math.MaxInt64)
+		for _, bc := range curs {
+			if err := bc.fill(ctx, tx, head, step); err != nil {
+				return nil, err
+			}
+			if len(bc.buf) > 0 && bc.buf[0].version < v {
+				v = bc.buf[0].version
+			}
+		}
+		if v == math.MaxInt64 {
+			break // every bucket is read to the head
+		}
+		group = group[:0]
+		n, size := 0, 0
+		for _, bc := range curs {
+			if len(bc.buf) > 0 && bc.buf[0].version == v {
+				e := bc.buf[0]
+				group = append(group, e)
+				n += e.n
+				size += len(e.data)
+			}
 		}
 		if entries > 0 && (p.Changes+n > limit || dataBytes+size > s.cfg.MaxPageBytes) {
 			p.Next = lastV
 			break
 		}
+		for _, bc := range curs {
+			if len(bc.buf) > 0 && bc.buf[0].version == v {
+				bc.buf = bc.buf[1:]
+			}
+		}
 		if entries > 0 {
 			body = append(body, ',')
 		}
-		body, err = appendBucketEntry(body, all[i:j])
+		body, err = appendBucketEntry(body, group)
 		if err != nil {
-			return nil, fmt.Errorf("read page: version %d: %w", all[i].version, err)
+			return nil, fmt.Errorf("read page: version %d: %w", v, err)
 		}
 		entries++
 		dataBytes += size
 		p.Changes += n
-		lastV = all[i].version
-		i = j
+		lastV = v
 	}
 	_ = tx.Rollback()
 	p.Commit = !(since < compacted && p.Next < seal)
