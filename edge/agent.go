@@ -236,7 +236,20 @@ func (a *Agent) step(ctx context.Context, wait time.Duration) (pullResult, error
 	defer cancel()
 	stop := context.AfterFunc(a.stopCtx, cancel)
 	defer stop()
+	start, reboots := time.Now(), a.Status().Rebootstraps
 	res, err := a.pull(ctx, wait)
+	if m := a.cfg.Metrics; m != nil && !a.closed.Load() {
+		result := "ok"
+		switch {
+		case err != nil:
+			result = "error"
+		case a.Status().Rebootstraps > reboots:
+			result = "gone"
+		case res.applied == 0 && res.caughtUp:
+			result = "empty"
+		}
+		m.Pulled(result, time.Since(start), res.applied, a.watermark, a.Status().HeadSeen)
+	}
 	if err != nil {
 		if a.closed.Load() {
 			return res, ErrClosed

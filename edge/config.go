@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/synchub/synchub/metrics"
 )
 
 // Config configures an Agent.
@@ -43,6 +45,9 @@ type Config struct {
 	// rejected a change has been applied locally. It runs on the pushing goroutine and
 	// must not call the Agent's methods that push or pull.
 	OnConflict func(ConflictEvent)
+	// Metrics, when set, receives the agent's pull and push figures (see
+	// metrics.NewEdge).
+	Metrics *metrics.Edge
 	// ClockSkew is added to the local wall clock wherever the agent reads it for the hub
 	// (HLC stamps of local writes and a push's sent_at), as if the edge's clock ran that
 	// far ahead (or behind, when negative). It exists to test the hub's skew handling;

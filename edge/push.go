@@ -142,6 +142,9 @@ func (a *Agent) refreshCounts(ctx context.Context, q querier) error {
 		return fmt.Errorf("count the outbox: %w", err)
 	}
 	a.updateStatus(func(s *Status) { s.Pending, s.RejectedTotal = pending, rejected })
+	if m := a.cfg.Metrics; m != nil {
+		m.OutboxPending.Set(float64(pending))
+	}
 	return nil
 }
 
@@ -218,7 +221,11 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 	for i := range items {
 		req.Changes[i] = items[i].change
 	}
+	start := time.Now()
 	resp, err := a.client.push(ctx, req)
+	if m := a.cfg.Metrics; m != nil && (err != nil && !refusedBatch(err)) {
+		m.Pushed(time.Since(start), err, 0, 0, 0)
+	}
 	var events []ConflictEvent
 	switch {
 	case err == nil:
@@ -229,6 +236,9 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 		rep.Batches++
 		rep.Sent += len(items)
 		a.updateStatus(func(s *Status) { s.LastPush = time.Now() })
+		if m := a.cfg.Metrics; m != nil {
+			m.Pushed(time.Since(start), nil, rep.Applied, rep.Conflicts, rep.Rejected)
+		}
 	case refusedBatch(err):
 		var he *HubError
 		errors.As(err, &he)
@@ -243,6 +253,9 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 			return rep, false, err
 		}
 		rep.Batches++
+		if m := a.cfg.Metrics; m != nil {
+			m.Pushed(time.Since(start), nil, 0, 0, len(items))
+		}
 	default:
 		return rep, false, err
 	}

@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/hub/syncproto"
+	"github.com/synchub/synchub/metrics"
 )
 
 // pullOnly pulls until caught up without pushing.
@@ -1037,5 +1040,47 @@ func TestPush_AnswerBeforeOlderPulledChanges(t *testing.T) {
 	var pushed int
 	if err := db.QueryRow(`SELECT count(*) FROM _synchub_rowver WHERE pushed = 1`).Scan(&pushed); err != nil || pushed != 0 {
 		t.Errorf("rows still marked pushed after their echoes: %d %v", pushed, err)
+	}
+}
+
+func TestMetrics_PullAndPush(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.NewEdge(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, a, db := syncedItems(t, func(c *Config) { c.Metrics = m })
+	appExec(t, db, `UPDATE items SET name = 'x' WHERE id = 1`)
+	appExec(t, db, `UPDATE items SET name = 'y' WHERE id = 2`)
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		if n == 1 {
+			return http.StatusServiceUnavailable, syncproto.Error{Code: "unavailable", Message: "down"}
+		}
+		resp := appliedAnswer(req)
+		resp.Results[1].Status, resp.Results[1].Reason = syncproto.PushRejected, "no"
+		return http.StatusOK, resp
+	}
+	if _, err := a.PushNow(context.Background()); err == nil {
+		t.Fatal("want the 503")
+	}
+	if got := testutil.ToFloat64(m.OutboxPending); got != 2 {
+		t.Errorf("outbox_pending_changes = %v, want 2", got)
+	}
+	pushNow(t, a)
+	h.commit(0, ins(30, "thirty"))
+	pullOnly(t, a)
+	checks := map[string]float64{
+		"push errors":     testutil.ToFloat64(m.PushErrors),
+		"pushed applied":  testutil.ToFloat64(m.PushChanges.WithLabelValues("applied")),
+		"pushed rejected": testutil.ToFloat64(m.PushChanges.WithLabelValues("rejected")),
+		"outbox pending":  testutil.ToFloat64(m.OutboxPending),
+		"pulls ok":        testutil.ToFloat64(m.Pulls.WithLabelValues("ok")),
+		"watermark":       testutil.ToFloat64(m.Watermark),
+	}
+	want := map[string]float64{"push errors": 1, "pushed applied": 1, "pushed rejected": 1, "outbox pending": 0, "pulls ok": 3, "watermark": float64(h.head())}
+	for k, w := range want {
+		if checks[k] != w {
+			t.Errorf("%s = %v, want %v", k, checks[k], w)
+		}
 	}
 }
