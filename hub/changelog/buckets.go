@@ -43,6 +43,9 @@ var bucketDDL = []string{
 	`INSERT INTO bucket_state VALUES (1, '')`,
 }
 
+// bentriesSpec writes bucket entries in groups (see groupedInsert).
+var bentriesSpec = groupedSpec{"bucket entries", `INSERT INTO bentries (bucket, version, n, ords, data) VALUES `, "(?,?,?,?,?)", "", []int{32, 1}, 0}
+
 const (
 	getBucketSQL      = `SELECT id FROM buckets WHERE name = ?`
 	insertBucketSQL   = `INSERT INTO buckets (name, grp, tbl) VALUES (?, ?, ?)`
@@ -379,16 +382,15 @@ func (bw *bucketWriter) tableBuckets(ctx context.Context, q bucketQuerier, rt *r
 	return out, rows.Err()
 }
 
-// writeVersion stores the open version's bucket entries with insert (insertBEntrySQL)
-// and clears them.
-func (bw *bucketWriter) writeVersion(ctx context.Context, insert *sql.Stmt, version int64) error {
+// writeVersion stores the open version's bucket entries with insert and clears them.
+func (bw *bucketWriter) writeVersion(version int64, insert func(id, version int64, n int, ords, data []byte) error) error {
 	if bw.broken != 0 && bw.broken == version {
 		return fmt.Errorf("version %d: its bucket entries were lost when an earlier batch rolled back; discard the unfinished version (the source sends it again)", version)
 	}
 	for _, id := range bw.order {
 		bb := bw.pending[id]
 		bb.data = append(bb.data, ']')
-		if _, err := insert.ExecContext(ctx, id, version, bb.n, bb.ords, bb.data); err != nil {
+		if err := insert(id, version, bb.n, bb.ords, bb.data); err != nil {
 			return fmt.Errorf("store bucket entry of version %d: %w", version, err)
 		}
 	}
@@ -588,7 +590,10 @@ func (r *rebuilder) run(ctx context.Context, tx *sql.Tx, head int64) (versions, 
 		}
 		entries += int64(len(r.bw.order))
 		versions++
-		return r.bw.writeVersion(ctx, r.insert, curV)
+		return r.bw.writeVersion(curV, func(id, version int64, n int, ords, data []byte) error {
+			_, err := r.insert.ExecContext(ctx, id, version, n, ords, data)
+			return err
+		})
 	}
 	for _, c := range chunks {
 		v, _ := splitChunkID(c.id)

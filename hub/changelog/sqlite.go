@@ -149,7 +149,7 @@ type SQLiteStore struct {
 	chunkRows chunkRows // used only by the writer holding wsem
 	spare     struct {  // buffers a finished batch leaves to the next; writer only
 		buf  []byte
-		args [5][]driver.NamedValue
+		args [6][]driver.NamedValue
 	}
 	// prepared holds statements prepared once on the writer connection, by query;
 	// used only by the writer holding wsem.

@@ -69,7 +69,7 @@ func writerQueries() []string {
 // groupedQueries lists the statements of the grouped inserts, run on the driver.
 func groupedQueries() []string {
 	var q []string
-	for _, g := range []groupedSpec{indexSpec, chunksSpec, chunks1Spec, versionsSpec, versions1Spec} {
+	for _, g := range []groupedSpec{indexSpec, chunksSpec, chunks1Spec, versionsSpec, versions1Spec, bentriesSpec} {
 		q = append(q, g.queries()...)
 	}
 	return q
@@ -97,7 +97,7 @@ type sqliteBatch struct {
 
 	// Rows not yet written. They are written before anything reads the index or
 	// the chunks, and at Commit.
-	index, chunks, chunks1, versions, versions1 *groupedInsert
+	index, chunks, chunks1, versions, versions1, bentries *groupedInsert
 
 	scratch []byte
 	fill    cdc.Row
@@ -150,7 +150,7 @@ func (s *SQLiteStore) Begin(ctx context.Context) (Batch, error) {
 	for i, g := range []struct {
 		g **groupedInsert
 		groupedSpec
-	}{{&b.index, indexSpec}, {&b.chunks, chunksSpec}, {&b.chunks1, chunks1Spec}, {&b.versions, versionsSpec}, {&b.versions1, versions1Spec}} {
+	}{{&b.index, indexSpec}, {&b.chunks, chunksSpec}, {&b.chunks1, chunks1Spec}, {&b.versions, versionsSpec}, {&b.versions1, versions1Spec}, {&b.bentries, bentriesSpec}} {
 		*g.g = s.newGrouped(g.groupedSpec)
 		(*g.g).args = s.spare.args[i][:0]
 	}
@@ -437,7 +437,7 @@ func (b *sqliteBatch) appendChange(c *cdc.Change) error {
 
 // writePending writes every buffered row.
 func (b *sqliteBatch) writePending() error {
-	for _, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions, b.versions1} {
+	for _, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions, b.versions1, b.bentries} {
 		if err := g.write(b.ctx); err != nil {
 			return err
 		}
@@ -493,7 +493,14 @@ func (b *sqliteBatch) complete(tx *cdc.Tx) error {
 		return err
 	}
 	ov := b.ws.open
-	if err := b.s.bw.writeVersion(b.ctx, b.s.prepared[insertBEntrySQL], ov.version); err != nil {
+	err := b.s.bw.writeVersion(ov.version, func(id, version int64, n int, ords, data []byte) error {
+		b.bentries.add(id, version, int64(n), ords, data)
+		if b.bentries.full() {
+			return b.bentries.write(b.ctx)
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	commitUS := time.Now().UnixMicro()
@@ -648,7 +655,7 @@ func (b *sqliteBatch) Reset(ctx context.Context, sourceKind string) error {
 	b.s.bw.reset()
 	b.s.bw.broken = 0
 	b.buf, b.n = b.buf[:1], 0
-	for _, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions, b.versions1} {
+	for _, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions, b.versions1, b.bentries} {
 		g.discard()
 	}
 	b.ws.entries, b.ws.bytes = 0, 0
@@ -752,7 +759,7 @@ func (b *sqliteBatch) release() {
 	if cap(b.buf) <= 2*b.s.cfg.ChunkBytes {
 		sp.buf = b.buf[:0]
 	}
-	for i, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions, b.versions1} {
+	for i, g := range []*groupedInsert{b.index, b.chunks, b.chunks1, b.versions, b.versions1, b.bentries} {
 		if g != nil {
 			g.discard()
 			sp.args[i] = g.args
