@@ -75,7 +75,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log, client: newHubClient(cfg), db: db}
+	client, err := newHubClient(cfg)
+	if err != nil {
+		_ = db.close()
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: log, client: client, db: db}
 	a.stopCtx, a.stop = context.WithCancel(context.Background())
 	if err := a.load(ctx); err != nil {
 		_ = db.close()

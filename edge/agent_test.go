@@ -593,7 +593,7 @@ func TestAgent_SendsGzipAndEdgeID(t *testing.T) {
 	h := newFakeHub(t, itemsTable())
 	var gotID atomic.Value
 	h.fail = func(r *http.Request) (int, string) {
-		gotID.Store(r.Header.Get("X-Synchub-Edge-Id"))
+		gotID.Store(r.Header.Get("X-Synchub-Edge"))
 		return 0, ""
 	}
 	h.commit(0, ins(1, "x"))

@@ -55,13 +55,23 @@ type hubClient struct {
 	edgeID    string
 	limit     int
 	reqTimout time.Duration
+	apiKey    string
+	token     string
+	keyID     string
+	secret    string
 	body      bytes.Buffer
 	gz        *gzip.Reader
 	pg        page // the last page, reused
 }
 
-func newHubClient(cfg Config) *hubClient {
+func newHubClient(cfg Config) (*hubClient, error) {
 	hc := cfg.HTTPClient
+	if hc == nil && cfg.CAFile != "" {
+		var err error
+		if hc, err = NewHTTPClient(TLSConfig{CAFile: cfg.CAFile}, cfg.Wait+cfg.RequestTimeout); err != nil {
+			return nil, err
+		}
+	}
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
@@ -73,7 +83,18 @@ func newHubClient(cfg Config) *hubClient {
 			ForceAttemptHTTP2:     true,
 		}}
 	}
-	return &hubClient{base: strings.TrimRight(cfg.HubURL, "/"), http: hc, edgeID: cfg.EdgeID, limit: cfg.PageLimit, reqTimout: cfg.RequestTimeout}
+	return &hubClient{base: strings.TrimRight(cfg.HubURL, "/"), http: hc, edgeID: cfg.EdgeID, limit: cfg.PageLimit, reqTimout: cfg.RequestTimeout,
+		apiKey: cfg.APIKey, token: cfg.Token, keyID: cfg.SigningKeyID, secret: cfg.SigningSecret}, nil
+}
+
+// authorize adds the edge's credentials (and signature) to a request; body is exactly
+// what is sent. A signature is single-use: a retried request is signed again.
+func (c *hubClient) authorize(req *http.Request, body []byte) {
+	req.Header.Set("X-Synchub-Edge", c.edgeID)
+	Authorize(req, c.apiKey, c.token)
+	if c.secret != "" {
+		SignRequest(req, body, c.keyID, c.secret, time.Now())
+	}
 }
 
 // get fetches target into body, decompressed. Answers other than 200 become *HubError.
@@ -87,7 +108,7 @@ func (c *hubClient) get(ctx context.Context, target string, timeout time.Duratio
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("User-Agent", "synchub-edge")
-	req.Header.Set("X-Synchub-Edge-Id", c.edgeID)
+	c.authorize(req, nil)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("request %s: %w", target, err)
@@ -203,7 +224,7 @@ func (c *hubClient) push(ctx context.Context, req *syncproto.PushRequest) (*sync
 	hreq.Header.Set("Accept", "application/json")
 	hreq.Header.Set("Accept-Encoding", "gzip")
 	hreq.Header.Set("User-Agent", "synchub-edge")
-	hreq.Header.Set("X-Synchub-Edge-Id", c.edgeID)
+	c.authorize(hreq, body)
 	resp, err := c.http.Do(hreq)
 	if err != nil {
 		return nil, fmt.Errorf("push batch %s: %w", req.BatchID, err)

@@ -26,8 +26,20 @@ type Config struct {
 	Wait time.Duration
 	// RequestTimeout bounds one HTTP request, on top of Wait.
 	RequestTimeout time.Duration
-	// HTTPClient sends requests to the hub; nil uses a client with sensible timeouts.
+	// HTTPClient sends requests to the hub; nil uses a client with sensible timeouts
+	// (verifying the hub's certificate against CAFile when set).
 	HTTPClient *http.Client
+	// APIKey is the edge's key from `synchub keys create --edge ID`, sent as a Bearer
+	// credential. Token is a JWT, used when APIKey is empty.
+	APIKey string
+	Token  string
+	// SigningKeyID and SigningSecret sign every request (HMAC over method, path,
+	// timestamp and body) for keys created with --signing; set both or neither.
+	SigningKeyID  string
+	SigningSecret string
+	// CAFile is a PEM bundle of the authorities that may sign the hub's certificate
+	// (a private CA); empty uses the system's roots.
+	CAFile string
 	// BackoffMin and BackoffMax bound the capped exponential backoff (with jitter)
 	// between failed pulls in Run.
 	BackoffMin time.Duration
@@ -107,6 +119,12 @@ func (c Config) Validate() error {
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("edge config: hub_url %q has a query or fragment; give the base URL only", c.HubURL)
+	}
+	if (c.SigningKeyID == "") != (c.SigningSecret == "") {
+		return fmt.Errorf("edge config: signing_key_id and signing_secret go together; set both (from `synchub keys create --signing`) or neither")
+	}
+	if c.CAFile != "" && c.HTTPClient != nil {
+		return fmt.Errorf("edge config: ca_file and a custom HTTPClient exclude each other; configure the CA in the client")
 	}
 	if c.DBPath == "" {
 		return fmt.Errorf("edge config: db_path is empty; set the local SQLite file, e.g. edge.db")
