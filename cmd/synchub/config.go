@@ -275,7 +275,8 @@ func loadConfig(path string, env []string) (fileConfig, error) {
 }
 
 // envNotConfig lists SYNCHUB_ variables that are not configuration keys.
-var envNotConfig = map[string]bool{"SYNCHUB_PG_BIN": true, "SYNCHUB_MARIADB_BIN": true, "SYNCHUB_EDGE_HUB": true, "SYNCHUB_EDGE_DB": true}
+var envNotConfig = map[string]bool{"SYNCHUB_PG_BIN": true, "SYNCHUB_MARIADB_BIN": true, "SYNCHUB_EDGE_HUB": true, "SYNCHUB_EDGE_DB": true,
+	"SYNCHUB_EDGE_API_KEY": true, "SYNCHUB_EDGE_TOKEN": true, "SYNCHUB_EDGE_SIGNING_SECRET": true}
 
 // applyEnv overrides cfg from SYNCHUB_* variables; an unknown SYNCHUB_ variable is an
 // error naming it, so a typo never goes unnoticed.

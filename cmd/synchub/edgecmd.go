@@ -23,6 +23,13 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	wait := fs.Duration("wait", def.Wait, "long-poll wait per pull")
 	limit := fs.Int("limit", def.PageLimit, "changes per page")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	capture := fs.String("capture", "all", "tables whose local writes are pushed to the hub: all, none, or a comma-separated list (public.orders,customers)")
+	pushBatch := fs.Int("push-batch", def.PushBatch, "most changes per push")
+	apiKey := fs.String("api-key", "", "the edge's API key from `synchub keys create --edge ID` (env SYNCHUB_EDGE_API_KEY)")
+	token := fs.String("token", "", "a JWT for hubs that authenticate edges by token (env SYNCHUB_EDGE_TOKEN)")
+	signingKeyID := fs.String("signing-key-id", "", "key id for request signing (keys created with --signing)")
+	signingSecret := fs.String("signing-secret", "", "secret for request signing (env SYNCHUB_EDGE_SIGNING_SECRET)")
+	caFile := fs.String("ca-file", "", "PEM file of the authority that signed the hub's certificate (private CA)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,6 +48,12 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	cfg := def
 	cfg.HubURL, cfg.DBPath, cfg.Wait, cfg.PageLimit = *hubURL, *dbPath, *wait, *limit
+	cfg.PushBatch = *pushBatch
+	cfg.APIKey = firstNonEmpty(*apiKey, envOr("SYNCHUB_EDGE_API_KEY", ""))
+	cfg.Token = firstNonEmpty(*token, envOr("SYNCHUB_EDGE_TOKEN", ""))
+	cfg.SigningKeyID = *signingKeyID
+	cfg.SigningSecret = firstNonEmpty(*signingSecret, envOr("SYNCHUB_EDGE_SIGNING_SECRET", ""))
+	cfg.CAFile = *caFile
 	if *id != "" {
 		cfg.EdgeID = *id
 	}
@@ -49,6 +62,9 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer agent.Close()
+	if err := initCapture(ctx, agent, *capture); err != nil {
+		return err
+	}
 	if *once {
 		start := time.Now()
 		n, err := agent.SyncNow(ctx)
@@ -64,6 +80,37 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 	return err
+}
+
+// initCapture installs the capture triggers the --capture flag names. Tables are known
+// only once the edge has the hub's schema, so a new edge first pulls it.
+func initCapture(ctx context.Context, agent *edge.Agent, capture string) error {
+	if capture == "none" || capture == "" {
+		return nil
+	}
+	if agent.Status().SchemaVersion == 0 {
+		if _, err := agent.SyncNow(ctx); err != nil {
+			return fmt.Errorf("first sync before capturing local writes: %w", err)
+		}
+	}
+	if capture == "all" {
+		return agent.InitSyncAll(ctx)
+	}
+	for _, t := range strings.Split(capture, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			if err := agent.InitSync(ctx, t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func isLoopback(addr string) bool {
