@@ -24,11 +24,14 @@ import (
 	"github.com/synchub/synchub/hub/dashboard"
 )
 
-// dashSchema is one table under the manual conflict policy, so a conflict waits in
-// the dashboard's queue for an admin.
+// dashSchema has a table under the manual conflict policy, so a conflict waits in the
+// dashboard's queue for an admin, and one with a CHECK constraint the edges do not
+// know, so PostgreSQL rejects some of their writes.
 const dashSchema = `
 CREATE TABLE public.tickets (id int PRIMARY KEY, title text, body text, n int NOT NULL DEFAULT 0);
 INSERT INTO public.tickets SELECT g, 'title ' || g, 'body ' || g, 0 FROM generate_series(1, 3) g;
+CREATE TABLE public.stock (id int PRIMARY KEY, qty int NOT NULL CONSTRAINT qty_not_negative CHECK (qty >= 0));
+INSERT INTO public.stock VALUES (1, 5), (2, 5);
 `
 
 const dashPassword = "a long enough password"
@@ -76,7 +79,7 @@ func dashStack(t *testing.T) (*stack, *edge.Agent, *edge.Agent) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStackWith(t, dashSchema, []string{"public.tickets"}, func(c *hub.Config) {
+	s := newStackWith(t, dashSchema, []string{"public.tickets", "public.stock"}, func(c *hub.Config) {
 		c.Push.Policies = map[string]conflict.TablePolicy{"public.tickets": {Policy: conflict.Manual}}
 		c.Dashboard.Users = []dashboard.User{
 			{Name: "alice", PasswordHash: h, Role: "operator"},
@@ -355,12 +358,106 @@ func TestBrowser_DashboardRefusals(t *testing.T) {
 		t.Fatalf("audit auth failures of admin:alice: %+v %v, want 1", ev, err)
 	}
 
-	// The operator with the token resolves.
+	// The operator with the token writes a merged row from the form.
 	alice.do("GET", "/ui/conflicts/"+m[1], nil)
-	if code, _ := alice.do("POST", resolve, url.Values{"action": {"keep_server"}, "_csrf": {alice.csrf}}); code != http.StatusSeeOther {
-		t.Fatalf("operator's resolve: %d, want 303", code)
+	merged := url.Values{"action": {"merged"}, "_csrf": {alice.csrf}, "col:id": {"1"}, "col:title": {"merged title"},
+		"col:body": {"merged body"}, "col:n": {"7"}}
+	if code, _ := alice.do("POST", resolve, merged); code != http.StatusSeeOther {
+		t.Fatalf("operator's merged resolve: %d, want 303", code)
 	}
-	if _, body := alice.do("GET", "/ui/conflicts/"+m[1], nil); !strings.Contains(body, "keep_server by alice") {
-		t.Fatal("the conflict page does not show the resolution by alice")
+	if _, body := alice.do("GET", "/ui/conflicts/"+m[1], nil); !strings.Contains(body, "merged by alice") {
+		t.Fatalf("the conflict page does not show the merged resolution by alice:\n%s", body)
+	}
+	s.waitHubCaughtUp()
+	if got := s.exec(`SELECT title || '|' || body || '|' || n FROM tickets WHERE id = 1`); got != "merged title|merged body|7" {
+		t.Fatalf("PostgreSQL has %q after the merged resolution", got)
+	}
+}
+
+// TestBrowser_DashboardBulkResolve: two more conflicts on the same table are resolved
+// at once for the table's filter, and only they.
+func TestBrowser_DashboardBulkResolve(t *testing.T) {
+	s, a, b := dashStack(t)
+	dashExec(t, a, `UPDATE tickets SET body = 'A' WHERE id IN (2, 3)`)
+	if rep := dashPush(t, a); rep.Applied != 2 {
+		t.Fatalf("edge A's push: %+v, want 2 applied", rep)
+	}
+	dashExec(t, b, `UPDATE tickets SET body = 'B' WHERE id IN (2, 3)`)
+	if rep := dashPush(t, b); rep.Conflicts != 2 {
+		t.Fatalf("edge B's push: %+v, want 2 conflicts", rep)
+	}
+	s.waitHubCaughtUp()
+	alice := newDashClient(t, s.url)
+	if code := alice.login("alice", dashPassword); code != http.StatusSeeOther {
+		t.Fatalf("alice's sign-in: %d, want 303", code)
+	}
+	if _, page := alice.do("GET", "/ui/conflicts?table=public.tickets", nil); strings.Count(page, `class="conflict-link"`) != 3 {
+		t.Fatalf("the queue filtered by table lists %d conflicts, want 3", strings.Count(page, `class="conflict-link"`))
+	}
+	// Conflicts younger than an hour are left alone by an age filter of 1h.
+	code, _ := alice.do("POST", "/ui/conflicts/bulk", url.Values{"action": {"take_client"}, "table": {"public.tickets"}, "age": {"1h"}, "_csrf": {alice.csrf}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("bulk resolve with age 1h: %d, want 303", code)
+	}
+	_, page := alice.do("GET", "/ui/conflicts", nil)
+	if n := strings.Count(page, `class="conflict-link"`); n != 3 {
+		t.Fatalf("after a bulk resolve of conflicts older than 1h, %d open, want 3", n)
+	}
+	code, _ = alice.do("POST", "/ui/conflicts/bulk", url.Values{"action": {"keep_server"}, "table": {"public.tickets"}, "_csrf": {alice.csrf}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("bulk resolve: %d, want 303", code)
+	}
+	_, page = alice.do("GET", "/ui/conflicts", nil)
+	if !strings.Contains(page, "Resolved 3 conflicts (keep server).") || strings.Contains(page, `class="conflict-link"`) {
+		t.Fatalf("after the bulk resolve the queue is not empty or the notice is missing:\n%s", page)
+	}
+	s.waitHubCaughtUp()
+	if got := s.exec(`SELECT string_agg(body, ',' ORDER BY id) FROM tickets`); got != "from A,A,A" {
+		t.Fatalf("PostgreSQL bodies %q, want the server's 'from A,A,A'", got)
+	}
+	ev, err := s.audit.Query(context.Background(), audit.Filter{Action: audit.ActionResolve, Actor: "admin:alice"})
+	if err != nil || len(ev) != 3 {
+		t.Fatalf("audit resolve events by admin:alice: %d %v, want 3", len(ev), err)
+	}
+}
+
+// TestBrowser_DashboardRejectedChanges: writes PostgreSQL refuses are listed with
+// their reason; an operator discards one and, after the constraint is dropped,
+// retries the other, which then reaches PostgreSQL.
+func TestBrowser_DashboardRejectedChanges(t *testing.T) {
+	s, a, _ := dashStack(t)
+	dashExec(t, a, `UPDATE stock SET qty = -1 WHERE id = 1`)
+	dashExec(t, a, `UPDATE stock SET qty = -2 WHERE id = 2`)
+	if rep := dashPush(t, a); rep.Rejected != 2 {
+		t.Fatalf("edge A's push: %+v, want 2 rejected", rep)
+	}
+	alice := newDashClient(t, s.url)
+	if code := alice.login("alice", dashPassword); code != http.StatusSeeOther {
+		t.Fatalf("alice's sign-in: %d, want 303", code)
+	}
+	_, page := alice.do("GET", "/ui/rejected", nil)
+	ids := regexp.MustCompile(`/ui/rejected/(\d+)/retry`).FindAllStringSubmatch(page, -1)
+	if len(ids) != 2 || !strings.Contains(page, "qty_not_negative") {
+		t.Fatalf("rejected page lists %d retry actions (want 2) or lacks the constraint's name:\n%s", len(ids), page)
+	}
+	if code, _ := alice.do("POST", "/ui/rejected/"+ids[0][1]+"/discard", url.Values{"_csrf": {alice.csrf}}); code != http.StatusSeeOther {
+		t.Fatalf("discard: %d, want 303", code)
+	}
+	s.exec(`ALTER TABLE stock DROP CONSTRAINT qty_not_negative`)
+	alice.do("GET", "/ui/rejected", nil)
+	if code, _ := alice.do("POST", "/ui/rejected/"+ids[1][1]+"/retry", url.Values{"_csrf": {alice.csrf}}); code != http.StatusSeeOther {
+		t.Fatalf("retry: %d, want 303", code)
+	}
+	_, page = alice.do("GET", "/ui/rejected?status=all", nil)
+	if !strings.Contains(page, "discarded") || !strings.Contains(page, "retried") || strings.Count(page, "by alice") != 2 {
+		t.Fatalf("rejected page after discard and retry:\n%s", page)
+	}
+	s.waitHubCaughtUp()
+	if got := s.exec(`SELECT string_agg(qty::text, ',' ORDER BY id) FROM stock`); got != "5,-2" {
+		t.Fatalf("PostgreSQL stock %q, want 5 (discarded) and -2 (retried)", got)
+	}
+	ev, err := s.audit.Query(context.Background(), audit.Filter{Actor: "admin:alice", Table: "public.stock"})
+	if err != nil || len(ev) < 2 {
+		t.Fatalf("audit events of admin:alice on public.stock: %+v %v, want the discard and the retry", ev, err)
 	}
 }
