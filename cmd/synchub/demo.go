@@ -175,6 +175,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("open %s: %w", name, err)
 		}
 		defer a.Close()
+		// Both edges capture their local writes; edge-b makes some (see demoEdgeWrites).
+		if err := firstSync(ctx, a); err != nil {
+			return fmt.Errorf("%s: first sync: %w", name, err)
+		}
+		if err := a.InitSyncAll(ctx); err != nil {
+			return fmt.Errorf("%s: capture local writes: %w", name, err)
+		}
 		agents = append(agents, a)
 		fmt.Fprintf(stdout, "%s:    %s\n", name, ecfg.DBPath)
 		g.Go(func() error {
@@ -194,6 +201,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	var txs atomic.Int64
 	g.Go(func() error { return demo.workload(gctx, sourceDSN, *rate, &txs) })
+	g.Go(func() error { return demoEdgeWrites(gctx, agents[1], edge.LocalTableName(demo.tables[1])) })
 	g.Go(func() error {
 		t := time.NewTicker(*interval)
 		defer t.Stop()
@@ -217,6 +225,48 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return werr
 	}
 	return nil
+}
+
+// firstSync pulls until the edge has the hub's schema (the hub may still be taking its
+// snapshot), for at most a minute.
+func firstSync(ctx context.Context, a *edge.Agent) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := a.SyncNow(ctx); err != nil {
+			return err
+		}
+		if a.Status().SchemaVersion > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the hub has not served a schema within a minute; is its source streaming? (see /v1/status)")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// demoEdgeWrites edits an order on the edge every few seconds, as an application on
+// the edge would: plain SQL on the local table. The agent pushes it to the hub, which
+// writes it to the central database; the other edge receives it from there.
+func demoEdgeWrites(ctx context.Context, a *edge.Agent, orders string) error {
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		_, err := a.DB().ExecContext(ctx, `UPDATE "`+orders+`" SET notes = ? WHERE id = (SELECT id FROM "`+orders+`" ORDER BY random() LIMIT 1)`,
+			"edited on "+a.Status().EdgeID+" at "+time.Now().Format("15:04:05"))
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("local write on %s: %w", a.Status().EdgeID, err)
+		}
+	}
 }
 
 // demoDatabase is what the demo needs to know about one kind of central database.
@@ -264,7 +314,7 @@ func printDemoStatus(w io.Writer, h *hub.Hub, agents []*edge.Agent, txs int64) {
 		time.Now().Format("15:04:05"), shortState(st.SourceState), st.Head, st.LagSeconds, txs)
 	for _, a := range agents {
 		es := a.Status()
-		fmt.Fprintf(&b, " | %s v%d (%d behind)", es.EdgeID, es.Watermark, max(0, st.Head-es.Watermark))
+		fmt.Fprintf(&b, " | %s v%d (%d behind, %d pushed)", es.EdgeID, es.Watermark, max(0, st.Head-es.Watermark), es.Pushed)
 	}
 	fmt.Fprintln(w, b.String())
 }
