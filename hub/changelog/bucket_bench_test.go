@@ -54,7 +54,7 @@ func fillBuckets(b *testing.B, s *SQLiteStore, rows, stores, txSize int, only in
 			continue
 		}
 		changes = append(changes, oIns(int64(i), store, "9.99"))
-		if len(changes) < txSize && !(only >= 0) {
+		if only < 0 && len(changes) < txSize {
 			continue
 		}
 		pos++

@@ -303,6 +303,9 @@ func (c SQLiteConfig) dsn(write bool) string {
 			"_pragma=synchronous("+strings.ToUpper(c.Synchronous)+")",
 			"_pragma=cache_size(-"+strconv.Itoa(c.CacheKiB)+")",
 			"_pragma=wal_autocheckpoint(10000)",
+			// Statement journals (multi-row inserts into the bucket index touch pages
+			// all over its b-tree) stay in memory instead of a temporary file.
+			"_pragma=temp_store(2)",
 			"_txlock=immediate")
 	} else {
 		q = append(q,

@@ -1,7 +1,8 @@
 // Package changelog is the hub's versioned change log: one gap-free version per source
 // transaction, stored with the source position it reached, a per-row index for conflict
-// detection, schema versions, and compaction. Store is the contract; SQLiteStore is the
-// embedded default.
+// detection, schema versions, compaction and, with sync rules, a bucket index that lets a
+// pull read only one edge's rows (SQLiteStore.SetRules). Store is the contract;
+// SQLiteStore is the embedded default.
 package changelog
 
 import (
