@@ -139,7 +139,7 @@ func New(cfg Config, deps Deps) (*Hub, error) {
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{})))
 	h.dash, err = dashboard.New(cfg.Dashboard, dashboard.Deps{
 		Store: deps.Store, Status: h.Status, Push: h.push, Audit: deps.Audit, Edges: h.edges,
-		Log: deps.Log.With("component", "dashboard"),
+		Keys: deps.Auth.Keys(), Log: deps.Log.With("component", "dashboard"),
 	})
 	if err == nil {
 		err = h.dash.Mount(app)

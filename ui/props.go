@@ -109,6 +109,9 @@ type EdgeProps struct {
 	Conflicts []ConflictRow
 	Rejected  []RejectedRow
 	Audit     []AuditRow
+	// Keys are the edge's API keys; KeysAvailable is false without a key database.
+	Keys          []KeyRow
+	KeysAvailable bool
 }
 
 // ConflictRow is one queued conflict in a list.
@@ -258,6 +261,26 @@ type HistoryRow struct {
 	Origin     string
 	CommitTime time.Time
 	Row        string
+}
+
+// KeyRow is one API key, without its secret parts.
+type KeyRow struct {
+	ID      string
+	Edge    string
+	Admin   string
+	Role    string
+	Claims  string
+	Signing bool
+	Created time.Time
+	Revoked time.Time // zero while valid
+}
+
+// KeysProps is the API keys page.
+type KeysProps struct {
+	Page
+	Available bool
+	Error     string
+	Keys      []KeyRow
 }
 
 // ErrorProps is a page that only says what went wrong.

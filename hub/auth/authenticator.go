@@ -92,6 +92,15 @@ func New(cfg Config, keys *Keys) (*Authenticator, error) {
 	return a, nil
 }
 
+// Keys returns the key database the Authenticator checks keys against (nil for a nil
+// Authenticator), for listing and revoking keys in the dashboard.
+func (a *Authenticator) Keys() *Keys {
+	if a == nil {
+		return nil
+	}
+	return a.keys
+}
+
 // EdgeAuthConfigured reports whether edges must authenticate.
 func (a *Authenticator) EdgeAuthConfigured() bool { return a != nil && len(a.cfg.Methods) > 0 }
 

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/auth"
 	"github.com/synchub/synchub/hub/changelog"
 	"github.com/synchub/synchub/hub/edges"
 	"github.com/synchub/synchub/hub/push"
@@ -37,7 +38,9 @@ type Deps struct {
 	Audit audit.Log
 	// Edges is the edge registry; nil shows no edges.
 	Edges *edges.Registry
-	Log   *slog.Logger
+	// Keys is the API key database; nil when the hub has none (no key auth).
+	Keys *auth.Keys
+	Log  *slog.Logger
 }
 
 // Dashboard serves /ui. Create it with New, add its routes with Mount, and run Run
@@ -154,21 +157,24 @@ func (d *Dashboard) Mount(app *fiber.App) error {
 	g := app.Group("/ui", d.withTimeout, d.securityHeaders, d.csrf)
 	g.Get("/login", d.loginForm)
 	g.Post("/login", d.login)
-	auth := d.requireSession
+	signedIn := d.requireSession
 	op := d.requireOperator
-	g.Post("/logout", auth, d.logout)
-	g.Get("/", auth, d.overview)
-	g.Get("/edges", auth, d.edgesPage)
-	g.Get("/edges/:id", auth, d.edgePage)
-	g.Get("/conflicts", auth, d.conflictsPage)
-	g.Post("/conflicts/bulk", auth, op, d.bulkResolve)
-	g.Get("/conflicts/:id", auth, d.conflictPage)
-	g.Post("/conflicts/:id/resolve", auth, op, d.resolve)
-	g.Get("/rejected", auth, d.rejectedPage)
-	g.Post("/rejected/:id/:action", auth, op, d.rejectedAction)
-	g.Get("/audit", auth, d.auditPage)
-	g.Get("/audit.csv", auth, d.auditCSV)
-	g.Get("/history", auth, d.historyPage)
+	g.Post("/logout", signedIn, d.logout)
+	g.Get("/", signedIn, d.overview)
+	g.Get("/edges", signedIn, d.edgesPage)
+	g.Get("/edges/:id", signedIn, d.edgePage)
+	g.Get("/conflicts", signedIn, d.conflictsPage)
+	g.Post("/conflicts/bulk", signedIn, op, d.bulkResolve)
+	g.Get("/conflicts/:id", signedIn, d.conflictPage)
+	g.Post("/conflicts/:id/resolve", signedIn, op, d.resolve)
+	g.Get("/rejected", signedIn, d.rejectedPage)
+	g.Post("/rejected/:id/:action", signedIn, op, d.rejectedAction)
+	g.Get("/audit", signedIn, d.auditPage)
+	g.Get("/audit.csv", signedIn, d.auditCSV)
+	g.Get("/history", signedIn, d.historyPage)
+	g.Get("/keys", signedIn, d.keysPage)
+	g.Post("/keys/revoke-edge", signedIn, op, d.revokeEdgeKeys)
+	g.Post("/keys/:id/revoke", signedIn, op, d.revokeKey)
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/auth"
 	"github.com/synchub/synchub/hub/changelog"
 	"github.com/synchub/synchub/hub/edges"
 	"github.com/synchub/synchub/hub/syncproto"
@@ -45,6 +46,7 @@ type env struct {
 	d     *Dashboard
 	audit *audit.SQLite
 	edges *edges.Registry
+	keys  *auth.Keys
 }
 
 const testPassword = "correct horse battery"
@@ -101,13 +103,23 @@ func newEnv(t *testing.T) *env {
 	}
 	reg.Seen("till-1", edges.Pull, 1, `{"store":"7"}`)
 	reg.Seen("tablet-2", edges.Push, 0, "")
+	keys, err := auth.OpenKeys(ctx, filepath.Join(dir, "keys.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { keys.Close() })
+	for _, spec := range []auth.KeySpec{{Edge: "till-1", Claims: map[string]any{"store": "7"}}, {Edge: "till-1"}, {Admin: "ana", Role: "viewer"}} {
+		if _, err := keys.Create(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	cfg := DefaultConfig()
 	cfg.Users = []User{
 		{Name: "alice", PasswordHash: hash(t, testPassword), Role: "operator"},
 		{Name: "victor", PasswordHash: hash(t, testPassword), Role: "viewer"},
 	}
-	d, err := New(cfg, Deps{Store: store, Audit: al, Edges: reg,
+	d, err := New(cfg, Deps{Store: store, Audit: al, Edges: reg, Keys: keys,
 		Status: func() syncproto.Status {
 			return syncproto.Status{Head: 2, Source: "postgres", SourceState: "streaming", LagBytes: 4096}
 		}})
@@ -125,7 +137,7 @@ func newEnv(t *testing.T) *env {
 	}
 	go app.Listener(ln)
 	t.Cleanup(func() { app.Shutdown() })
-	return &env{t: t, url: "http://" + ln.Addr().String(), d: d, audit: al, edges: reg}
+	return &env{t: t, url: "http://" + ln.Addr().String(), d: d, audit: al, edges: reg, keys: keys}
 }
 
 // client is a browser stand-in: it keeps cookies and does not follow redirects.
@@ -280,7 +292,7 @@ func TestDashboard_ViewerCannotAct(t *testing.T) {
 	e := newEnv(t)
 	c := e.client()
 	c.mustLogin("victor")
-	for _, path := range []string{"/ui/conflicts/1/resolve", "/ui/conflicts/bulk", "/ui/rejected/1/retry", "/ui/rejected/1/discard"} {
+	for _, path := range []string{"/ui/conflicts/1/resolve", "/ui/conflicts/bulk", "/ui/rejected/1/retry", "/ui/rejected/1/discard", "/ui/keys/x/revoke", "/ui/keys/revoke-edge"} {
 		code, _, body := c.do("POST", path, url.Values{"action": {"take_client"}, "_csrf": {c.csrf}})
 		if code != http.StatusForbidden || !strings.Contains(body, "viewer") {
 			t.Fatalf("viewer POST %s: %d, want 403", path, code)
@@ -407,5 +419,56 @@ func TestMergedRow(t *testing.T) {
 	form["col:id"] = "seven"
 	if _, err := mergedRow(tbl, get); err == nil || !strings.Contains(err.Error(), "column id") {
 		t.Fatalf("non-numeric id: %v", err)
+	}
+}
+
+func TestDashboard_RevokeKeys(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	list, err := e.keys.List(ctx)
+	if err != nil || len(list) != 3 {
+		t.Fatalf("keys: %+v %v", list, err)
+	}
+	viewer := e.client()
+	viewer.mustLogin("victor")
+	if _, _, body := viewer.do("GET", "/ui/keys", nil); !strings.Contains(body, list[0].ID) || strings.Contains(body, "/revoke") {
+		t.Fatal("a viewer's keys page lacks the keys or offers to revoke them")
+	}
+	c := e.client()
+	c.mustLogin("alice")
+	_, _, body := c.do("GET", "/ui/keys", nil)
+	if strings.Count(body, "/revoke\"") != 3 {
+		t.Fatalf("keys page offers %d revoke buttons, want 3", strings.Count(body, "/revoke\""))
+	}
+	var admin auth.KeyInfo
+	for _, k := range list {
+		if k.Admin == "ana" {
+			admin = k
+		}
+	}
+	if code, _, _ := c.do("POST", "/ui/keys/"+admin.ID+"/revoke", url.Values{"_csrf": {c.csrf}}); code != http.StatusSeeOther {
+		t.Fatalf("revoke: %d, want 303", code)
+	}
+	if code, _, _ := c.do("POST", "/ui/keys/revoke-edge", url.Values{"edge": {"till-1"}, "_csrf": {c.csrf}}); code != http.StatusSeeOther {
+		t.Fatalf("revoke the edge's keys: %d, want 303", code)
+	}
+	if _, _, body := c.do("GET", "/ui/edges/till-1", nil); !strings.Contains(body, "Revoked 2 keys of edge till-1.") || strings.Contains(body, "revoke-edge-keys") {
+		t.Fatalf("edge page after revoking its keys:\n%s", body)
+	}
+	list, _ = e.keys.List(ctx)
+	for _, k := range list {
+		if k.Revoked.IsZero() {
+			t.Fatalf("key %s (%s%s) is still valid", k.ID, k.Edge, k.Admin)
+		}
+	}
+	ev, err := e.audit.Query(ctx, audit.Filter{Action: audit.ActionKeyRevoke, Actor: "admin:alice"})
+	if err != nil || len(ev) != 3 {
+		t.Fatalf("audit key_revoke events by admin:alice: %+v %v, want 3", ev, err)
+	}
+	if code, _, body := c.do("POST", "/ui/keys/nope/revoke", url.Values{"_csrf": {c.csrf}}); code != http.StatusSeeOther {
+		t.Fatalf("revoke of an unknown key: %d %s", code, body)
+	}
+	if _, _, body := c.do("GET", "/ui/keys", nil); !strings.Contains(body, "There is no key nope.") {
+		t.Fatal("no notice about the unknown key")
 	}
 }

@@ -224,6 +224,14 @@ func (d *Dashboard) edgePage(c *fiber.Ctx) error {
 	if p.Found {
 		p.Edge = edgeRow(e, p.Head, p.Now, d.cfg.OnlineWindow, len(p.Conflicts))
 	}
+	if d.deps.Keys != nil {
+		p.KeysAvailable = true
+		list, err := d.deps.Keys.List(ctx)
+		if err != nil {
+			return d.fail(c, fiber.StatusServiceUnavailable, err)
+		}
+		p.Keys = keyRows(list, id)
+	}
 	if d.deps.Audit != nil {
 		ev, err := d.deps.Audit.Query(ctx, audit.Filter{Edge: id, Limit: 20})
 		if err != nil {
@@ -339,6 +347,8 @@ func (d *Dashboard) conflictsPage(c *fiber.Ctx) error {
 	}
 	return d.render(c, fiber.StatusOK, ui.ConflictsPage(p))
 }
+
+func pathEscape(s string) string { return url.PathEscape(s) }
 
 func pathID(c *fiber.Ctx) (int64, bool) {
 	n, err := strconv.ParseInt(c.Params("id"), 10, 64)
