@@ -210,6 +210,10 @@ func TestBrowser_ResolveConflictTakeClient(t *testing.T) {
 		t.Errorf("the conflict page highlights %v changed cells, want 3 (server body, client body, client title)", changed)
 	}
 	shot("dashboard-conflict.png")
+	// The same page at a tablet's width, portrait.
+	step("tablet viewport", chromedp.EmulateViewport(768, 1024))
+	shot("dashboard-conflict-tablet.png")
+	step("laptop viewport", chromedp.EmulateReset())
 
 	step("take the client's row",
 		chromedp.Click(chromedp.CSS(`#take-client`)),
