@@ -53,6 +53,7 @@ type Dashboard struct {
 	sessions *session.Store
 	csrf     fiber.Handler
 	now      func() time.Time
+	throttle *throttle
 
 	mu      sync.Mutex
 	samples []sample
@@ -97,7 +98,7 @@ func New(cfg Config, deps Deps) (*Dashboard, error) {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dashboard{cfg: cfg, deps: deps, log: deps.Log, users: map[string]User{}, now: time.Now}
+	d := &Dashboard{cfg: cfg, deps: deps, log: deps.Log, users: map[string]User{}, now: time.Now, throttle: newThrottle()}
 	for _, u := range cfg.Users {
 		d.users[u.Name] = u
 	}
@@ -294,6 +295,16 @@ func (d *Dashboard) loginForm(c *fiber.Ctx) error {
 func (d *Dashboard) login(c *fiber.Ctx) error {
 	name := strings.TrimSpace(c.FormValue("name"))
 	password := c.FormValue("password")
+	keys := []string{"name:" + clip(name, 64), "ip:" + c.IP()}
+	if wait := d.throttle.wait(d.now(), keys...); wait > 0 {
+		d.audit(c, audit.Event{Actor: actorOf(name), Action: audit.ActionAuthFailure, Outcome: "throttled",
+			Detail: "dashboard sign-in: too many failed attempts from " + c.IP()})
+		c.Set(fiber.HeaderRetryAfter, fmt.Sprint(int(wait.Seconds())+1))
+		return d.render(c, fiber.StatusTooManyRequests, ui.LoginPage(ui.LoginProps{
+			CSRF: d.csrfOf(c), Name: name,
+			Error: fmt.Sprintf("Too many failed sign-ins; try again in %d minutes.", int(wait.Minutes())+1),
+		}))
+	}
 	u, known := d.users[name]
 	hash := dummyHash
 	if known {
@@ -306,6 +317,7 @@ func (d *Dashboard) login(c *fiber.Ctx) error {
 		}
 		d.audit(c, audit.Event{Actor: actorOf(name), Action: audit.ActionAuthFailure, Outcome: "refused",
 			Detail: "dashboard sign-in: " + reason + " from " + c.IP()})
+		d.throttle.fail(d.now(), keys...)
 		d.log.Warn("dashboard sign-in refused", "admin", clip(name, 64), "reason", reason, "ip", c.IP())
 		return d.render(c, fiber.StatusUnauthorized, ui.LoginPage(ui.LoginProps{
 			CSRF: d.csrfOf(c), Name: name, Error: "Wrong name or password.",

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -470,5 +471,54 @@ func TestDashboard_RevokeKeys(t *testing.T) {
 	}
 	if _, _, body := c.do("GET", "/ui/keys", nil); !strings.Contains(body, "There is no key nope.") {
 		t.Fatal("no notice about the unknown key")
+	}
+}
+
+func TestDashboard_SignInThrottled(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	for i := 0; i < maxFailures; i++ {
+		if code := c.login("alice", "guess"); code != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d, want 401", i+1, code)
+		}
+	}
+	if code := c.login("alice", testPassword); code != http.StatusTooManyRequests {
+		t.Fatalf("sign-in after %d failures: %d, want 429 even with the right password", maxFailures, code)
+	}
+	// The same address is throttled for other names too.
+	if code := c.login("victor", testPassword); code != http.StatusTooManyRequests {
+		t.Fatalf("another name from the same address: %d, want 429", code)
+	}
+	ev, err := e.audit.Query(context.Background(), audit.Filter{Action: audit.ActionAuthFailure, Actor: "admin:alice"})
+	if err != nil || len(ev) != maxFailures+1 || ev[0].Outcome != "throttled" {
+		t.Fatalf("audit: %d events (newest %+v), %v; want %d failures and a throttled attempt", len(ev), ev[0], err, maxFailures)
+	}
+	// After the window the right password works again.
+	e.d.now = func() time.Time { return time.Now().Add(failureWindow) }
+	if code := c.login("alice", testPassword); code != http.StatusSeeOther {
+		t.Fatalf("sign-in after the window: %d, want 303", code)
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	th := newThrottle()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < maxFailures; i++ {
+		if w := th.wait(now, "a"); w != 0 {
+			t.Fatalf("wait after %d failures: %v", i, w)
+		}
+		th.fail(now.Add(time.Duration(i)*time.Minute), "a")
+	}
+	if w := th.wait(now.Add(5*time.Minute), "a", "b"); w != 10*time.Minute {
+		t.Fatalf("wait = %v, want 10m (the first failure leaves the window at 15m)", w)
+	}
+	if w := th.wait(now.Add(15*time.Minute), "a"); w != 0 {
+		t.Fatalf("wait after the first failure left the window: %v", w)
+	}
+	for i := 0; i < maxTracked+5; i++ {
+		th.fail(now, fmt.Sprint("k", i))
+	}
+	if len(th.seen) > maxTracked {
+		t.Fatalf("throttle tracks %d keys, more than %d", len(th.seen), maxTracked)
 	}
 }

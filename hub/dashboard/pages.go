@@ -24,9 +24,6 @@ import (
 // listLimit is how many conflicts or rejected changes a page reads.
 const listLimit = 500
 
-// countLimit is how many open conflicts or rejected changes the overview counts.
-const countLimit = 10_000
-
 func isHX(c *fiber.Ctx) bool { return c.Get("HX-Request") != "" }
 
 func query(c *fiber.Ctx, name string) string { return strings.TrimSpace(strings.Clone(c.Query(name))) }
@@ -59,11 +56,8 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 	}
 	if svc := d.deps.Push; svc != nil {
 		var err error
-		if p.OpenConflicts, err = d.countOpen(c, true); err != nil {
-			return d.fail(c, fiber.StatusServiceUnavailable, err)
-		}
-		if p.OpenRejected, err = d.countOpen(c, false); err != nil {
-			return d.fail(c, fiber.StatusServiceUnavailable, err)
+		if p.OpenConflicts, p.OpenRejected, err = svc.OpenCounts(ctx); err != nil {
+			return d.fail(c, fiber.StatusServiceUnavailable, fmt.Errorf("count open conflicts and rejected changes: %w", err))
 		}
 	}
 	if isHX(c) {
@@ -75,41 +69,6 @@ func (d *Dashboard) overview(c *fiber.Ctx) error {
 		}
 	}
 	return d.render(c, fiber.StatusOK, ui.OverviewPage(p))
-}
-
-// countOpen counts open conflicts or rejected changes, up to countLimit.
-func (d *Dashboard) countOpen(c *fiber.Ctx, conflicts bool) (int, error) {
-	n := 0
-	f := push.ListFilter{Status: push.StatusOpen, Limit: 1000}
-	for n < countLimit {
-		var (
-			got  int
-			last int64
-		)
-		if conflicts {
-			list, err := d.deps.Push.Conflicts(c.UserContext(), f)
-			if err != nil {
-				return 0, fmt.Errorf("count open conflicts: %w", err)
-			}
-			if got = len(list); got > 0 {
-				last = list[got-1].ID
-			}
-		} else {
-			list, err := d.deps.Push.RejectedChanges(c.UserContext(), f)
-			if err != nil {
-				return 0, fmt.Errorf("count rejected changes: %w", err)
-			}
-			if got = len(list); got > 0 {
-				last = list[got-1].ID
-			}
-		}
-		n += got
-		if got < f.Limit {
-			break
-		}
-		f.AfterID = last
-	}
-	return n, nil
 }
 
 func (d *Dashboard) edgeList() []edges.Edge {
