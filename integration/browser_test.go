@@ -246,6 +246,28 @@ func TestBrowser_ResolveConflictTakeClient(t *testing.T) {
 		t.Fatalf("audit resolve events by admin:alice: %+v %v", ev, err)
 	}
 
+	// The overview refreshes itself: a new conflict appears without a reload.
+	step("open the overview", chromedp.Navigate(s.url+"/ui"), chromedp.WaitVisible(chromedp.CSS(`#live`)))
+	if got := text("#open-conflicts"); got != "0" {
+		t.Fatalf("overview after the resolution shows %q open conflicts, want 0", got)
+	}
+	dashExec(t, a, `UPDATE tickets SET body = 'A again' WHERE id = 2`)
+	dashPush(t, a)
+	dashExec(t, b, `UPDATE tickets SET body = 'B again' WHERE id = 2`)
+	if rep := dashPush(t, b); rep.Conflicts != 1 {
+		t.Fatalf("edge B's second push: %+v, want 1 conflict", rep)
+	}
+	live := false
+	for i := 0; i < 50 && !live; i++ {
+		live = text("#open-conflicts") == "1"
+		if !live {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if !live {
+		t.Fatal("the overview did not show the new conflict within 10 s without a reload (htmx polling)")
+	}
+
 	step("open the edges page",
 		chromedp.Navigate(s.url+"/ui/edges"),
 		chromedp.WaitVisible(chromedp.CSS(`#edges`)),
