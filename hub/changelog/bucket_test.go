@@ -366,6 +366,16 @@ func TestBuckets_RebuiltForNewRules(t *testing.T) {
 	if err := later.SetRules(context.Background(), shopRules(t)); err != nil {
 		t.Fatalf("set rules: %v", err)
 	}
+	// Edges hold data chosen without these rules: every watermark is now too old.
+	if _, err := later.ReadPage(context.Background(), PageRequest{Since: 3, Scoped: true, Buckets: []string{"stores/shop.orders/7"}}); !isErr(err, ErrTooOld) {
+		t.Fatalf("a watermark from before the rules changed: %v, want ErrTooOld", err)
+	}
+	if st := mustState(t, later); st.TombstoneHorizon != 5 || st.Head != 5 {
+		t.Fatalf("head %d, tombstone horizon %d after the rules changed; want an empty version 5 and the horizon on it", st.Head, st.TombstoneHorizon)
+	}
+	if p := scopedPull(t, later, 0, 100, "stores/shop.orders/7"); p.next != 5 {
+		t.Fatalf("a re-bootstrap reaches watermark %d, want 5", p.next)
+	}
 	for _, b := range []string{"stores/shop.orders/7", "stores/shop.orders/8", "regions/shop.orders/8", "stores/shop.products"} {
 		want := scopedPull(t, live, 0, 100, b)
 		got := scopedPull(t, later, 0, 100, b)
@@ -375,7 +385,7 @@ func TestBuckets_RebuiltForNewRules(t *testing.T) {
 	}
 	// Appending after the rebuild continues the same buckets.
 	appendShop(t, later, tx(5, oUpd(9, 8, "9.90")))
-	if p := scopedPull(t, later, 4, 100, "stores/shop.orders/7"); ops(p.changes) != `d:{"id":9}` {
+	if p := scopedPull(t, later, 5, 100, "stores/shop.orders/7"); ops(p.changes) != `d:{"id":9}` {
 		t.Fatalf("after rebuild, the move of row 9 reached store 7 as %s", ops(p.changes))
 	}
 }
@@ -456,7 +466,7 @@ func TestBuckets_RulesRemoved(t *testing.T) {
 	if p := scopedPull(t, s, 0, 100, "stores/shop.orders/7"); len(p.changes) != 0 {
 		t.Fatalf("after the rules were removed the bucket still serves %s", ops(p.changes))
 	}
-	if p := pullAll(t, s, 0, 100); len(p.changes) != 1 {
-		t.Fatalf("unscoped pull: %d changes", len(p.changes))
+	if p := pullAll(t, s, 0, 100); len(p.changes) != 1 || p.next != 2 {
+		t.Fatalf("unscoped pull: %d changes, next %d", len(p.changes), p.next)
 	}
 }

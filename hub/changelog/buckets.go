@@ -493,8 +493,40 @@ func (s *SQLiteStore) rebuildBuckets(ctx context.Context, set *rules.Set) error 
 	if _, err := tx.ExecContext(ctx, `UPDATE bucket_state SET fingerprint = ? WHERE id = 1`, set.Fingerprint()); err != nil {
 		return fmt.Errorf("rebuild bucket index: %w", err)
 	}
+	// What edges hold was chosen by the previous rules (or by none), so every
+	// watermark must become too old: an empty version is added after the head and the
+	// tombstone horizon moved onto it, so each edge re-bootstraps into its new scope
+	// and keeps no row outside it (and a re-bootstrapped edge is past the horizon).
+	// The empty version keeps the head's commit time and position.
+	s.mu.Lock()
+	w := s.committed
+	s.mu.Unlock()
+	marked := w.head > 0
+	if marked {
+		if w.open.version != 0 {
+			return fmt.Errorf("rebuild bucket index: version %d is open; set the rules before ingest starts", w.open.version)
+		}
+		v := w.head + 1
+		if _, err := tx.ExecContext(ctx, `INSERT INTO versions (version, origin, commit_us, schema_version, changes, bytes, chunks, last_seq)
+			VALUES (?, '', ?, ?, 0, 0, 0, -1)`, v, w.headUS, w.schemaVersion); err != nil {
+			return fmt.Errorf("rebuild bucket index: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE state SET head = ?, tombstone_horizon = ? WHERE id = 1`, v, max(w.tombstoneHorizon, v)); err != nil {
+			return fmt.Errorf("rebuild bucket index: %w", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("rebuild bucket index: %w", err)
+	}
+	if marked {
+		s.mu.Lock()
+		s.committed.head++
+		s.committed.tombstoneHorizon = max(s.committed.tombstoneHorizon, s.committed.head)
+		close(s.changed)
+		s.changed = make(chan struct{})
+		h := s.committed.head
+		s.mu.Unlock()
+		s.log.Warn("sync rules changed: every edge re-bootstraps into its new scope", "head", h, "tombstone_horizon", h)
 	}
 	s.log.Info("bucket index rebuilt for the configured sync rules", "groups", len(set.Groups()), "versions", versions, "bucket_entries", entries)
 	return nil
