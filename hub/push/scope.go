@@ -2,10 +2,12 @@ package push
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/hub/rules"
+	"github.com/synchub/synchub/hub/syncproto"
 )
 
 // CodeForbidden is the rejection code of a change outside the pushing edge's sync
@@ -69,4 +71,35 @@ func (s *Service) checkScope(ctx context.Context, sc *rules.Scope, c *change) (s
 		return fmt.Sprintf("the new image of %s %s is outside the edge's scope", c.tbl.Name, c.keyText), nil
 	}
 	return "", nil
+}
+
+// limitResultRows keeps, in the rows an answer carries back (the server's row of a
+// conflict, a merged row), only the columns the edge's rules let it see.
+func limitResultRows(sc *rules.Scope, req syncproto.PushRequest, p *plan) {
+	for i := range p.Results {
+		res := &p.Results[i]
+		if len(res.Row) == 0 {
+			continue
+		}
+		ts, ok := sc.Table(req.Changes[i].Table)
+		if !ok {
+			res.Row = nil
+			continue
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(res.Row, &m); err != nil {
+			res.Row = nil
+			continue
+		}
+		for col := range m {
+			if !ts.Rule.AllowsColumn(col) {
+				delete(m, col)
+			}
+		}
+		if b, err := json.Marshal(m); err == nil {
+			res.Row = b
+		} else {
+			res.Row = nil
+		}
+	}
 }

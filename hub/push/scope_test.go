@@ -7,6 +7,7 @@ import (
 
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/conflict"
 	"github.com/synchub/synchub/hub/rules"
 	"github.com/synchub/synchub/hub/syncproto"
 )
@@ -111,5 +112,25 @@ func TestPush_OutOfScopeIsForbidden(t *testing.T) {
 	resp = e.push(syncproto.PushRequest{Edge: "till-7", BatchID: "free", Changes: []syncproto.PushChange{insertChange(1, storeRow(20, 8))}})
 	if resp.Results[0].Status != syncproto.PushApplied {
 		t.Fatalf("push without scope: %+v", resp.Results[0])
+	}
+}
+
+func TestPush_AnswerRowsKeepToTheAllowList(t *testing.T) {
+	e := newEnv(t, func(c *Config, _ *Deps) { c.DefaultPolicy = conflict.TablePolicy{Policy: conflict.ServerWins} })
+	v := e.db.write("", cdc.Change{Table: ordersTable.Name, Op: cdc.OpInsert, After: order(1, "hidden", "1.00", 7)})
+	e.db.write("", cdc.Change{Table: ordersTable.Name, Op: cdc.OpUpdate, Before: orderKey(1), After: order(1, "hidden too", "2.00", 7)})
+	ctx := WithScope(context.Background(), storeScope(t, map[string]any{"group": "stores", "store_id": 7}))
+	resp, err := e.svc.Push(ctx, syncproto.PushRequest{Edge: "till-7", BatchID: "c1", Changes: []syncproto.PushChange{
+		updateChange(1, v, storeRow(1, 7), storeRow(1, 7)),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := resp.Results[0]
+	if r.Status != syncproto.PushConflict || r.Outcome != syncproto.OutcomeServerWon {
+		t.Fatalf("result %+v, want a conflict the server won", r)
+	}
+	if strings.Contains(string(r.Row), "note") || !strings.Contains(string(r.Row), `"total":"2.00"`) {
+		t.Fatalf("the answer's row %s must hold only allowed columns", r.Row)
 	}
 }

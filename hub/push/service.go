@@ -241,6 +241,9 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 			writes = append(writes, *w)
 		}
 	}
+	if sc := scopeFrom(ctx); sc != nil {
+		limitResultRows(sc, req, p)
+	}
 	if err := s.beginBatch(ctx, req, st.Head, p); err != nil {
 		return syncproto.PushResponse{}, err
 	}
