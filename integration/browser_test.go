@@ -241,6 +241,7 @@ func TestBrowser_ResolveConflictTakeClient(t *testing.T) {
 	if got := text("#audit tbody"); !strings.Contains(got, "admin:alice") || !strings.Contains(got, "take_client") {
 		t.Fatalf("audit page for resolve events:\n%s\nwant a take_client by admin:alice", got)
 	}
+	shot("dashboard-audit.png")
 	ev, err := s.audit.Query(context.Background(), audit.Filter{Action: audit.ActionResolve, Actor: "admin:alice"})
 	if err != nil || len(ev) != 1 || ev[0].Outcome != "take_client" || ev[0].Table != "public.tickets" {
 		t.Fatalf("audit resolve events by admin:alice: %+v %v", ev, err)
@@ -275,6 +276,15 @@ func TestBrowser_ResolveConflictTakeClient(t *testing.T) {
 	if got := text("#edges"); !strings.Contains(got, "edge-a") || !strings.Contains(got, "edge-b") {
 		t.Fatalf("edges page:\n%s\nwant edge-a and edge-b", got)
 	}
+	shot("dashboard-edges.png")
+	step("open the row history",
+		chromedp.Navigate(s.url+"/ui/history?table=public.tickets&key=[1]"),
+		chromedp.WaitVisible(chromedp.CSS(`main table`)),
+	)
+	if got := text("main table"); !strings.Contains(got, "edge-a") || !strings.Contains(got, "from B") {
+		t.Fatalf("row history of ticket 1:\n%s\nwant edge A's version and the resolution's 'from B'", got)
+	}
+	shot("dashboard-history.png")
 }
 
 // dashClient signs in over plain HTTP, keeping cookies and the page's CSRF token.
