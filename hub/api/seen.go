@@ -10,9 +10,6 @@ import (
 	"github.com/synchub/synchub/hub/edges"
 )
 
-// edgeIDHeader is the header the edge agent names itself with on every request.
-const edgeIDHeader = "X-Synchub-Edge-Id"
-
 // seen tells Deps.Seen that an edge pulled or pushed. The edge is the authenticated
 // identity's; without one, the edge id headers, then fallback (the push body's edge).
 func (s *Server) seen(c *fiber.Ctx, kind edges.Kind, watermark int64, fallback string) {
@@ -32,7 +29,7 @@ func (s *Server) seen(c *fiber.Ctx, kind edges.Kind, watermark int64, fallback s
 		id = c.Get(auth.EdgeHeader)
 	}
 	if id == "" {
-		id = c.Get(edgeIDHeader)
+		id = c.Get(auth.LegacyEdgeHeader)
 	}
 	if id == "" {
 		id = fallback
