@@ -522,3 +522,35 @@ func TestThrottle(t *testing.T) {
 		t.Fatalf("throttle tracks %d keys, more than %d", len(th.seen), maxTracked)
 	}
 }
+
+func TestDashboard_AuditCSVPages(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	batch := make([]audit.Event, 0, 2500)
+	for i := 0; i < 2500; i++ {
+		batch = append(batch, audit.Event{Actor: "edge:till-1", Action: audit.ActionPush, Edge: "till-1", Table: "public.notes", Key: fmt.Sprintf("[%d]", i)})
+	}
+	if err := e.audit.Append(ctx, batch...); err != nil {
+		t.Fatal(err)
+	}
+	c := e.client()
+	c.mustLogin("alice")
+	code, h, csv := c.do("GET", "/ui/audit.csv?edge=till-1&action=push", nil)
+	if code != http.StatusOK || h.Get("X-Synchub-Truncated") != "" {
+		t.Fatalf("CSV: %d, truncated %q", code, h.Get("X-Synchub-Truncated"))
+	}
+	lines := strings.Split(strings.TrimRight(csv, "\r\n"), "\r\n")
+	if len(lines) != 2501 || !strings.Contains(lines[1], "[2499]") || !strings.Contains(lines[2500], ",[0],") {
+		t.Fatalf("CSV has %d lines (want a header and 2500 events, newest first); first %q last %q", len(lines), lines[1], lines[len(lines)-1])
+	}
+	// Pages of the HTML view: 50 newest, then older.
+	_, _, page := c.do("GET", "/ui/audit?edge=till-1", nil)
+	m := regexp.MustCompile(`before_id=(\d+)`).FindStringSubmatch(page)
+	if m == nil || strings.Count(page, "<td>push</td>") != 50 {
+		t.Fatalf("first audit page: %d rows, next link %v", strings.Count(page, "<td>push</td>"), m)
+	}
+	_, _, older := c.do("GET", "/ui/audit?edge=till-1&before_id="+m[1], nil)
+	if strings.Count(older, "<td>push</td>") != 50 || !strings.Contains(older, ">Newest<") || strings.Contains(older, "[2499]") {
+		t.Fatal("the older audit page does not continue the first")
+	}
+}

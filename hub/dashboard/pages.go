@@ -629,6 +629,9 @@ func parseTime(name, v string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%s %q: give a time such as 2026-01-31T12:00 (UTC) or 2026-01-31T12:00:00Z", name, v)
 }
 
+// csvMaxEvents bounds one CSV export; narrow the filter (time range) for more.
+const csvMaxEvents = 50_000
+
 // auditPageSize is how many events one audit page shows.
 const auditPageSize = 50
 
@@ -662,10 +665,23 @@ func (d *Dashboard) auditCSV(c *fiber.Ctx) error {
 		c.Status(fiber.StatusBadRequest)
 		return c.SendString(err.Error())
 	}
+	// The newest csvMaxEvents events of the filter, page by page.
 	f.Limit = audit.MaxLimit
-	ev, err := d.deps.Audit.Query(c.UserContext(), f)
-	if err != nil {
-		return d.fail(c, fiber.StatusServiceUnavailable, err)
+	var ev []audit.Event
+	for len(ev) < csvMaxEvents {
+		page, err := d.deps.Audit.Query(c.UserContext(), f)
+		if err != nil {
+			return d.fail(c, fiber.StatusServiceUnavailable, err)
+		}
+		ev = append(ev, page...)
+		if len(page) < f.Limit {
+			break
+		}
+		f.BeforeID = page[len(page)-1].ID
+	}
+	if len(ev) >= csvMaxEvents {
+		ev = ev[:csvMaxEvents]
+		c.Set("X-Synchub-Truncated", "true")
 	}
 	var buf bytes.Buffer
 	if err := audit.WriteCSV(&buf, ev); err != nil {
