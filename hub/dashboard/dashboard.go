@@ -119,10 +119,12 @@ func New(cfg Config, deps Deps) (*Dashboard, error) {
 		CookieSecure:   cfg.CookieSecure,
 		CookieHTTPOnly: true,
 		CookieSameSite: "Strict",
-		Expiration:     cfg.SessionTTL,
-		ContextKey:     localCSRF,
-		Extractor:      csrfToken,
-		ErrorHandler:   d.csrfRefused,
+		// Each use extends a token (the 2 s polling keeps an open page's alive), so an
+		// hour bounds only how long tokens of abandoned pages are kept in memory.
+		Expiration:   min(cfg.SessionTTL, time.Hour),
+		ContextKey:   localCSRF,
+		Extractor:    csrfToken,
+		ErrorHandler: d.csrfRefused,
 	})
 	return d, nil
 }
