@@ -24,6 +24,7 @@ import (
 	"github.com/synchub/synchub/edge"
 	"github.com/synchub/synchub/hub"
 	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/auth"
 	"github.com/synchub/synchub/hub/changelog"
 )
 
@@ -51,6 +52,8 @@ type stack struct {
 	pings  int64 // catch-up markers written (MariaDB)
 
 	configure func(*hub.Config)
+	// keys, when set, turns on edge authentication by API key (see withAPIKeys).
+	keys *auth.Keys
 	applier   applier
 	audit     *audit.SQLite
 }
@@ -65,10 +68,25 @@ func newStack(t testing.TB, schemaSQL string, tables []string) *stack {
 // newStackWith is newStack with a hook that adjusts the hub's configuration.
 func newStackWith(t testing.TB, schemaSQL string, tables []string, configure func(*hub.Config)) *stack {
 	t.Helper()
+	return newStackKeys(t, schemaSQL, tables, configure, false)
+}
+
+// newStackKeys is newStackWith; with apiKeys the hub authenticates edges by API keys
+// from a key database in the stack's folder (s.keys), as `synchub keys` creates them.
+func newStackKeys(t testing.TB, schemaSQL string, tables []string, configure func(*hub.Config), apiKeys bool) *stack {
+	t.Helper()
 	pg := pgtest.Start(t, pgserver.Options{})
 	db := pgtest.CreateDB(t, pg)
 	pgtest.MustExec(t, pg, db, schemaSQL)
 	s := &stack{t: t, pg: pg, db: db, dsn: pg.DSN(db), tables: tables, dir: t.TempDir(), configure: configure}
+	if apiKeys {
+		keys, err := auth.OpenKeys(context.Background(), filepath.Join(s.dir, "keys.db"))
+		if err != nil {
+			t.Fatalf("open key database: %v", err)
+		}
+		t.Cleanup(func() { keys.Close() })
+		s.keys = keys
+	}
 	s.startHub()
 	t.Cleanup(s.stopHub)
 	return s
@@ -185,7 +203,16 @@ func (s *stack) startHub() {
 	if s.configure != nil {
 		s.configure(&hcfg)
 	}
-	h, err := hub.New(hcfg, hub.Deps{Source: src, Store: store, Applier: applier, Audit: auditLog, Log: log})
+	var authn *auth.Authenticator
+	if s.keys != nil {
+		acfg := auth.DefaultConfig()
+		acfg.Methods = []string{auth.MethodAPIKey}
+		if authn, err = auth.New(acfg, s.keys); err != nil {
+			cancel()
+			t.Fatalf("authenticator: %v", err)
+		}
+	}
+	h, err := hub.New(hcfg, hub.Deps{Source: src, Store: store, Applier: applier, Audit: auditLog, Auth: authn, Log: log})
 	if err != nil {
 		cancel()
 		t.Fatalf("hub: %v", err)
