@@ -53,9 +53,9 @@ type stack struct {
 
 	configure func(*hub.Config)
 	// keys, when set, turns on edge authentication by API key (see withAPIKeys).
-	keys *auth.Keys
-	applier   applier
-	audit     *audit.SQLite
+	keys    *auth.Keys
+	applier applier
+	audit   *audit.SQLite
 }
 
 // newStack starts PostgreSQL, runs schemaSQL in a fresh database and starts a hub that
