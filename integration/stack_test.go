@@ -52,7 +52,7 @@ type stack struct {
 	pings  int64 // catch-up markers written (MariaDB)
 
 	configure func(*hub.Config)
-	// keys, when set, turns on edge authentication by API key (see withAPIKeys).
+	// keys, when set, turns on edge authentication by API key (see newStackKeys).
 	keys    *auth.Keys
 	applier applier
 	audit   *audit.SQLite
