@@ -53,6 +53,10 @@ func RowHistory(ctx context.Context, s Store, table, key string, limit int) ([]R
 	if err := json.Compact(&want, []byte(key)); err != nil {
 		return nil, fmt.Errorf("row history: key %q is not a JSON array of the key values (such as [42]): %v", key, err)
 	}
+	needles, err := keyNeedles(tbl, want.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("row history: key %s: %v", key, err)
+	}
 	st, err := s.State(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("row history: %w", err)
@@ -68,24 +72,10 @@ func RowHistory(ctx context.Context, s Store, table, key string, limit int) ([]R
 		if err != nil {
 			return nil, fmt.Errorf("row history: read page since %d: %w", req.Since, err)
 		}
-		var wire syncproto.Page
-		if err := json.Unmarshal(page.Body, &wire); err != nil {
-			return nil, fmt.Errorf("row history: decode page since %d: %w", req.Since, err)
-		}
-		for _, e := range wire.Entries {
-			for _, c := range e.Changes {
-				if c.Table != table || !touches(tbl, &c, want.Bytes()) {
-					continue
-				}
-				op, err := cdc.ParseOpCode(c.Op)
-				if err != nil {
-					return nil, fmt.Errorf("row history: version %d: %w", e.Version, err)
-				}
-				ring = append(ring, RowVersion{Version: e.Version, Seq: e.Seq, Op: op, Origin: e.Origin,
-					CommitTime: time.UnixMicro(e.TS).UTC(), Row: c.Row, Key: c.Key})
-				if len(ring) > limit {
-					ring = ring[1:]
-				}
+		// A page that cannot hold the row is not decoded at all.
+		if mayHold(page.Body, needles) {
+			if ring, err = appendVersions(ring, page.Body, tbl, want.Bytes(), limit); err != nil {
+				return nil, fmt.Errorf("row history: page since %d: %w", req.Since, err)
 			}
 		}
 		if page.Changes == 0 || (page.Commit && page.Next >= page.Head) {
@@ -97,6 +87,81 @@ func RowHistory(ctx context.Context, s Store, table, key string, limit int) ([]R
 		ring[i], ring[j] = ring[j], ring[i]
 	}
 	return ring, nil
+}
+
+// appendVersions adds the page's changes of the row whose compact key text is key to
+// ring, keeping the newest limit.
+func appendVersions(ring []RowVersion, body []byte, tbl *cdc.Table, key []byte, limit int) ([]RowVersion, error) {
+	var wire syncproto.Page
+	if err := json.Unmarshal(body, &wire); err != nil {
+		return ring, fmt.Errorf("decode: %w", err)
+	}
+	for _, e := range wire.Entries {
+		for _, c := range e.Changes {
+			if c.Table != tbl.Name || !touches(tbl, &c, key) {
+				continue
+			}
+			op, err := cdc.ParseOpCode(c.Op)
+			if err != nil {
+				return ring, fmt.Errorf("version %d: %w", e.Version, err)
+			}
+			ring = append(ring, RowVersion{Version: e.Version, Seq: e.Seq, Op: op, Origin: e.Origin,
+				CommitTime: time.UnixMicro(e.TS).UTC(), Row: c.Row, Key: c.Key})
+			if len(ring) > limit {
+				ring = ring[1:]
+			}
+		}
+	}
+	return ring, nil
+}
+
+// keyNeedles returns, for each key column, the bytes `"col":value` that any wire row
+// or key object of the row holds (the log writes objects without spaces).
+func keyNeedles(tbl *cdc.Table, key []byte) ([][]byte, error) {
+	var vals []json.RawMessage
+	if err := json.Unmarshal(key, &vals); err != nil {
+		return nil, fmt.Errorf("not a JSON array: %v", err)
+	}
+	if len(vals) != len(tbl.PrimaryKey) {
+		return nil, fmt.Errorf("has %d values; table %s has %d key columns (%v)", len(vals), tbl.Name, len(tbl.PrimaryKey), tbl.PrimaryKey)
+	}
+	out := make([][]byte, len(vals))
+	for i, col := range tbl.PrimaryKey {
+		b := cdc.AppendJSONString(nil, col)
+		b = append(b, ':')
+		out[i] = append(b, vals[i]...)
+	}
+	return out, nil
+}
+
+// mayHold reports whether a page body can hold a change of the row: it holds every
+// key needle, or a truncate.
+func mayHold(body []byte, needles [][]byte) bool {
+	if bytes.Contains(body, []byte(`"op":"t"`)) {
+		return true
+	}
+	for _, n := range needles {
+		if !containsField(body, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// containsField reports whether body holds field (`"col":value`) followed by the end
+// of the value (a comma or a closing brace), so [1] does not match "id":10.
+func containsField(body, field []byte) bool {
+	for len(body) > 0 {
+		i := bytes.Index(body, field)
+		if i < 0 {
+			return false
+		}
+		if end := i + len(field); end < len(body) && (body[end] == ',' || body[end] == '}') {
+			return true
+		}
+		body = body[i+1:]
+	}
+	return false
 }
 
 // touches reports whether a wire change concerns the row whose compact key text is key.

@@ -68,6 +68,9 @@ func TestRowHistory(t *testing.T) {
 	if _, err := RowHistory(ctx, s, itemsTable.Name, "[1", 10); err == nil || !strings.Contains(err.Error(), "JSON array") {
 		t.Fatalf("bad key: %v", err)
 	}
+	if _, err := RowHistory(ctx, s, itemsTable.Name, "[1,2]", 10); err == nil || !strings.Contains(err.Error(), "key columns") {
+		t.Fatalf("key with two values for one key column: %v", err)
+	}
 }
 
 func TestRowHistory_ManyPages(t *testing.T) {
@@ -91,5 +94,65 @@ func TestRowHistory_ManyPages(t *testing.T) {
 	}
 	if len(got) != 40 || got[0].Version != 40 || got[39].Version != 1 {
 		t.Fatalf("history over many pages: %d versions, first %+v", len(got), got[0])
+	}
+}
+
+// BenchmarkRowHistory reads one row's history from a log of 100 000 changes (1000
+// versions of 100 inserts). dense: the row is updated in every tenth version, so every
+// page is decoded; sparse: in ten versions only, so most pages are skipped unread.
+func BenchmarkRowHistory(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		every int64
+		want  int
+	}{{"dense", 10, 100}, {"sparse", 100, 11}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s, _ := openTest(b, nil)
+			bt := begin(b, s)
+			if err := bt.SetTables(testTables()); err != nil {
+				b.Fatal(err)
+			}
+			mustAppend(b, bt, tx(1, ins(1, "v0")))
+			for v := int64(2); v <= 1000; v++ {
+				changes := make([]cdc.Change, 0, 100)
+				if v%bc.every == 0 {
+					changes = append(changes, upd(1, "v"))
+				}
+				for len(changes) < 100 {
+					changes = append(changes, ins(1_000_000+v*1000+int64(len(changes)), "filler"))
+				}
+				mustAppend(b, bt, tx(v, changes...))
+			}
+			mustCommit(b, bt)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				got, err := RowHistory(context.Background(), s, itemsTable.Name, keyText(1), 100)
+				if err != nil || len(got) != bc.want {
+					b.Fatalf("%d versions, %v; want %d", len(got), err, bc.want)
+				}
+			}
+			b.ReportMetric(float64(mustState(b, s).Entries), "changes_scanned")
+		})
+	}
+}
+
+func TestRowHistory_PageFilter(t *testing.T) {
+	needles, err := keyNeedles(&pairsTable, []byte(`["x",7]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		body string
+		want bool
+	}{
+		{`{"entries":[{"changes":[{"t":"app.pairs","op":"i","row":{"a":"x","b":7,"v":null}}]}]}`, true},
+		{`{"entries":[{"changes":[{"t":"app.pairs","op":"d","key":{"a":"x","b":7}}]}]}`, true},
+		{`{"entries":[{"changes":[{"t":"app.pairs","op":"i","row":{"a":"x","b":70}}]}]}`, false},
+		{`{"entries":[{"changes":[{"t":"app.pairs","op":"i","row":{"a":"xy","b":7}}]}]}`, false},
+		{`{"entries":[{"changes":[{"t":"app.pairs","op":"t"}]}]}`, true},
+	} {
+		if got := mayHold([]byte(tc.body), needles); got != tc.want {
+			t.Errorf("mayHold(%s) = %v, want %v", tc.body, got, tc.want)
+		}
 	}
 }
