@@ -48,7 +48,13 @@ func benchRows() int {
 	return 1_000_000
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+// quiet is the benchmarks' logger: silent unless SYNCHUB_BENCH_LOG is set.
+func quiet() *slog.Logger {
+	if os.Getenv("SYNCHUB_BENCH_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 const benchTable = `CREATE TABLE public.events (
     id bigint PRIMARY KEY, account bigint NOT NULL, amount numeric(12,2) NOT NULL,

@@ -110,9 +110,19 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if os.Geteuid() == 0 {
 		install = append(install, "--user=root")
 	}
-	if out, err := exec.CommandContext(ctx, installDB, install...).CombinedOutput(); err != nil {
-		os.RemoveAll(base)
-		return nil, fmt.Errorf("%s: %v: %s", filepath.Base(installDB), err, tail(string(out), 20))
+	// mariadb-install-db fails now and then when several run at once (its bootstrap
+	// server competes for resources); a second try on a clean folder succeeds.
+	var out []byte
+	for attempt := 1; ; attempt++ {
+		out, err = exec.CommandContext(ctx, installDB, install...).CombinedOutput()
+		if err == nil {
+			break
+		}
+		if attempt == 3 || ctx.Err() != nil {
+			os.RemoveAll(base)
+			return nil, fmt.Errorf("%s: %v: %s", filepath.Base(installDB), err, head(string(out), 40))
+		}
+		os.RemoveAll(data)
 	}
 	id := opts.ServerID
 	if id == 0 {
@@ -345,6 +355,14 @@ func SplitStatements(q string) []string {
 func (s *Server) LogTail() string {
 	b, _ := os.ReadFile(s.logFile)
 	return tail(string(b), 30)
+}
+
+func head(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func tail(s string, n int) string {
