@@ -276,11 +276,20 @@ source:
 store:
   kind: sqlite
   path: %s
+push:
+  meta_path: %s
+audit:
+  path: %s
+auth:
+  keys_path: %s
+dashboard:
+  edges_path: %s
 ingest:
   group_max_changes: %d
   reconnect_min: 50ms
   reconnect_max: 1s
-`, port, kind, dsn, table, filepath.Join(dir, "changelog.db"), groupMax)), 0o644)
+`, port, kind, dsn, table, filepath.Join(dir, "changelog.db"), filepath.Join(dir, "hub-meta.db"),
+		filepath.Join(dir, "audit.db"), filepath.Join(dir, "keys.db"), filepath.Join(dir, "edges.db"), groupMax)), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}

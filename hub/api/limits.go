@@ -29,10 +29,10 @@ type Limits struct {
 	LongPollRetryAfter time.Duration
 }
 
-// DefaultLimits returns 50 requests/s with bursts of 100 per edge and 2 concurrent
-// long-polls per edge.
+// DefaultLimits returns 200 requests/s with bursts of 1000 per edge (an edge catching up
+// pulls pages back to back) and 2 concurrent long-polls per edge.
 func DefaultLimits() Limits {
-	return Limits{RatePerSecond: 50, Burst: 100, MaxLongPolls: 2, LongPollRetryAfter: 5 * time.Second}
+	return Limits{RatePerSecond: 200, Burst: 1000, MaxLongPolls: 2, LongPollRetryAfter: 5 * time.Second}
 }
 
 // Validate says what is wrong with the limits.
