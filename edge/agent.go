@@ -53,6 +53,8 @@ type Agent struct {
 	// holds pullMu through its long poll, and a push must not wait for it.
 	pushMu sync.Mutex
 	pconn  *sql.Conn
+	// pstmts are statements prepared on pconn, by SQL text (see pushExec).
+	pstmts map[string]*sql.Stmt
 	pscan  rowScanner
 
 	clock *clock
@@ -279,6 +281,10 @@ func (a *Agent) Close() error {
 	a.pushMu.Lock()
 	var errs []error
 	if a.pconn != nil {
+		for _, st := range a.pstmts {
+			_ = st.Close()
+		}
+		a.pstmts = nil
 		errs = append(errs, a.pconn.Close())
 		a.pconn = nil
 	}

@@ -49,7 +49,8 @@ type Config struct {
 	// BusyTimeout is how long a local statement waits for a lock held by another
 	// connection (the application's) before failing.
 	BusyTimeout time.Duration
-	// PushBatch is the most changes sent in one push (1..10000).
+	// PushBatch is the most changes sent in one push (1..10000); the hub accepts at most
+	// its push.max_batch_changes (1000 by default) per batch.
 	PushBatch int
 	// PushInterval is how often Run looks for local writes to push (more than 0).
 	PushInterval time.Duration
@@ -82,7 +83,7 @@ func DefaultConfig() Config {
 		BackoffMax:       30 * time.Second,
 		ErrorLogInterval: time.Minute,
 		BusyTimeout:      5 * time.Second,
-		PushBatch:        500,
+		PushBatch:        1000,
 		PushInterval:     time.Second,
 	}
 }

@@ -640,14 +640,14 @@ func (a *Agent) recordPushed(ctx context.Context, conn *sql.Conn, it batchItem, 
 		version = f.baseVersion
 	}
 	if it.c.op == 'd' {
-		return execSetPushedText(ctx, conn, it.t.source, f.ktext, version)
+		return a.execSetPushedText(ctx, conn, it.t.source, f.ktext, version)
 	}
 	if f.ktext != l.nktext {
-		if err := execSetPushedText(ctx, conn, it.t.source, f.ktext, version); err != nil {
+		if err := a.execSetPushedText(ctx, conn, it.t.source, f.ktext, version); err != nil {
 			return err
 		}
 	}
-	return execSetPushedText(ctx, conn, it.t.source, l.nktext, version)
+	return a.execSetPushedText(ctx, conn, it.t.source, l.nktext, version)
 }
 
 // applyWinner makes the local row the hub's (row; nil when the hub has no such row),
@@ -731,12 +731,36 @@ func deleteSQL(t *table) string {
 	return b.String()
 }
 
-func execSetPushedText(ctx context.Context, conn *sql.Conn, tbl, ktext string, version int64) error {
-	if _, err := conn.ExecContext(ctx, `INSERT INTO _synchub_rowver (tbl, ktext, version, pushed) VALUES (?, ?, ?, 1)
-		ON CONFLICT (tbl, ktext) DO UPDATE SET version = max(version, excluded.version), pushed = 1`, tbl, ktext, version); err != nil {
+const setPushedSQL = `INSERT INTO _synchub_rowver (tbl, ktext, version, pushed) VALUES (?, ?, ?, 1)
+		ON CONFLICT (tbl, ktext) DO UPDATE SET version = max(version, excluded.version), pushed = 1`
+
+func (a *Agent) execSetPushedText(ctx context.Context, conn *sql.Conn, tbl, ktext string, version int64) error {
+	if err := a.pushExec(ctx, conn, setPushedSQL, tbl, ktext, version); err != nil {
 		return fmt.Errorf("record the version of a row of %s: %w", tbl, err)
 	}
 	return nil
+}
+
+// pushExec runs a statement the push repeats for every row of an answer, prepared once
+// on the push's connection (re-parsing it per row cost more than running it).
+func (a *Agent) pushExec(ctx context.Context, conn *sql.Conn, query string, args ...any) error {
+	st := a.pstmts[query]
+	if st == nil || conn != a.pconn {
+		var err error
+		if st, err = conn.PrepareContext(ctx, query); err != nil {
+			return err
+		}
+		if conn == a.pconn {
+			if a.pstmts == nil {
+				a.pstmts = map[string]*sql.Stmt{}
+			}
+			a.pstmts[query] = st
+		} else {
+			defer st.Close()
+		}
+	}
+	_, err := st.ExecContext(ctx, args...)
+	return err
 }
 
 func execDropVersionText(ctx context.Context, conn *sql.Conn, tbl, ktext string) error {

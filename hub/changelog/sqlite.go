@@ -615,43 +615,74 @@ func (s *SQLiteStore) Schema(ctx context.Context) (*cdc.Schema, []byte, error) {
 
 // Row returns the committed index entry of one row.
 func (s *SQLiteStore) Row(ctx context.Context, table, key string) (RowInfo, bool, error) {
-	var (
-		info       RowInfo
-		head       int64
-		pv         sql.NullInt64
-		po         sql.NullString
-		pd         sql.NullBool
-		deleted    bool
-		rowVersion int64
-		origin     string
-	)
-	err := s.rdb.QueryRowContext(ctx, `SELECT r.version, r.origin, r.deleted, r.pv, r.po, r.pd, s.head
-		FROM rows r, state s WHERE s.id = 1 AND r.tbl = ? AND r.key = ?`, table, key).Scan(
-		&rowVersion, &origin, &deleted, &pv, &po, &pd, &head)
-	if errors.Is(err, sql.ErrNoRows) {
-		return info, false, nil
-	}
+	found, err := s.RowsOf(ctx, table, []string{key})
 	if err != nil {
-		return info, false, fmt.Errorf("read row index %s %s: %w", table, key, err)
+		return RowInfo{}, false, err
 	}
-	if rowVersion > head {
-		// The entry belongs to a version not yet complete; report the one before it.
-		if !pv.Valid {
-			return info, false, nil
+	info, ok := found[key]
+	return info, ok, nil
+}
+
+// rowsChunk bounds the keys of one row-index query (SQLite's variable limit is far
+// above it).
+const rowsChunk = 250
+
+// RowsOf is Row for many keys of one table, in one query per 250 keys; keys without
+// an entry are absent from the map. Pushes look up a whole batch's rows with it.
+func (s *SQLiteStore) RowsOf(ctx context.Context, table string, keys []string) (map[string]RowInfo, error) {
+	out := make(map[string]RowInfo, len(keys))
+	for lo := 0; lo < len(keys); lo += rowsChunk {
+		chunk := keys[lo:min(lo+rowsChunk, len(keys))]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, table)
+		for _, k := range chunk {
+			args = append(args, k)
 		}
-		info = RowInfo{Version: pv.Int64, Origin: po.String, Deleted: pd.Bool}
-	} else {
-		info = RowInfo{Version: rowVersion, Origin: origin, Deleted: deleted}
+		// The commit times come with the entries: one query, not one per row.
+		rows, err := s.rdb.QueryContext(ctx, `SELECT r.key, r.version, r.origin, r.deleted, r.pv, r.po, r.pd, s.head, v.commit_us, pvv.commit_us
+			FROM rows r JOIN state s ON s.id = 1
+			LEFT JOIN versions v ON v.version = r.version
+			LEFT JOIN versions pvv ON pvv.version = r.pv
+			WHERE r.tbl = ? AND r.key IN (?`+strings.Repeat(",?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("read row index of %s: %w", table, err)
+		}
+		for rows.Next() {
+			var (
+				key           string
+				version, head int64
+				origin        string
+				deleted       bool
+				pv, vUS, pvUS sql.NullInt64
+				po            sql.NullString
+				pd            sql.NullBool
+			)
+			if err := rows.Scan(&key, &version, &origin, &deleted, &pv, &po, &pd, &head, &vUS, &pvUS); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read row index of %s: %w", table, err)
+			}
+			info := RowInfo{Version: version, Origin: origin, Deleted: deleted}
+			commit := vUS
+			if version > head {
+				// The entry belongs to a version not yet complete; report the one before it.
+				if !pv.Valid {
+					continue
+				}
+				info = RowInfo{Version: pv.Int64, Origin: po.String, Deleted: pd.Bool}
+				commit = pvUS
+			}
+			if commit.Valid {
+				info.CommitTime = time.UnixMicro(commit.Int64)
+			}
+			out[key] = info
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read row index of %s: %w", table, err)
+		}
 	}
-	var commitUS int64
-	err = s.rdb.QueryRowContext(ctx, `SELECT commit_us FROM versions WHERE version = ?`, info.Version).Scan(&commitUS)
-	switch {
-	case err == nil:
-		info.CommitTime = time.UnixMicro(commitUS)
-	case !errors.Is(err, sql.ErrNoRows):
-		return RowInfo{}, false, fmt.Errorf("read commit time of version %d: %w", info.Version, err)
-	}
-	return info, true, nil
+	return out, nil
 }
 
 // Close closes the store; it is safe to call more than once.

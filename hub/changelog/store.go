@@ -74,6 +74,12 @@ type RowInfo struct {
 	CommitTime time.Time
 }
 
+// RowsReader is implemented by stores that look up many rows of one table at once;
+// RowsOf returns the entries found, by key, with the meaning of Store.Row.
+type RowsReader interface {
+	RowsOf(ctx context.Context, table string, keys []string) (map[string]RowInfo, error)
+}
+
 // CompactOptions says what compaction may remove.
 type CompactOptions struct {
 	// Retention: superseded changes of versions committed longer ago than this are removed.

@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/synchub/synchub/cdc"
+	"github.com/synchub/synchub/hub/changelog"
 	"github.com/synchub/synchub/hub/syncproto"
 )
 
@@ -42,6 +43,12 @@ type change struct {
 	base    cdc.Row // base image, may be nil
 	hlc     syncproto.HLC
 	hasHLC  bool
+	// known is the row's change-log entry when it was looked up with the batch's other
+	// rows (known set; found says whether there was one).
+	known struct {
+		set, found bool
+		info       changelog.RowInfo
+	}
 }
 
 // badChange is a validation failure of one change; its text names the table, column

@@ -214,6 +214,7 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 	}()
 	now := s.now()
 	var writes []cdc.Change
+	decoded := make([]*change, len(req.Changes))
 	for i := range req.Changes {
 		pc := &req.Changes[i]
 		p.Results[i].ID = pc.ID
@@ -231,6 +232,15 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 				s.reject(p, i, req.Edge, pc, c.keyText, CodeForbidden, "forbidden: "+why)
 				continue
 			}
+		}
+		decoded[i] = c
+	}
+	if err := s.lookUpRows(ctx, decoded); err != nil {
+		return syncproto.PushResponse{}, err
+	}
+	for i, c := range decoded {
+		if c == nil {
+			continue
 		}
 		w, err := s.decide(ctx, req, p, i, c, now)
 		if err != nil {
@@ -380,11 +390,44 @@ func (s *Service) latest(ctx context.Context, edge string, c *change, now time.T
 	if ok && pw.edge != edge && now.Sub(pw.at) < s.cfg.LandingGrace {
 		return conflict.Latest{Exists: true, Version: math.MaxInt64, Origin: pw.edge, Deleted: pw.deleted, CommitTime: pw.at}, nil
 	}
-	info, found, err := s.store.Row(ctx, c.tbl.Name, c.keyText)
-	if err != nil {
-		return conflict.Latest{}, fmt.Errorf("read row index of %s %s: %w", c.tbl.Name, c.keyText, err)
+	info, found := c.known.info, c.known.found
+	if !c.known.set {
+		var err error
+		if info, found, err = s.store.Row(ctx, c.tbl.Name, c.keyText); err != nil {
+			return conflict.Latest{}, fmt.Errorf("read row index of %s %s: %w", c.tbl.Name, c.keyText, err)
+		}
 	}
 	return conflict.Latest{Exists: found, Version: info.Version, Origin: info.Origin, Deleted: info.Deleted, CommitTime: info.CommitTime}, nil
+}
+
+// lookUpRows reads the change-log entries of a batch's rows with one query per table
+// (and per 250 rows) when the store can, instead of one per change.
+func (s *Service) lookUpRows(ctx context.Context, cs []*change) error {
+	rr, ok := s.store.(changelog.RowsReader)
+	if !ok {
+		return nil
+	}
+	byTable := map[string][]*change{}
+	for _, c := range cs {
+		if c != nil {
+			byTable[c.tbl.Name] = append(byTable[c.tbl.Name], c)
+		}
+	}
+	for table, group := range byTable {
+		keys := make([]string, len(group))
+		for i, c := range group {
+			keys[i] = c.keyText
+		}
+		found, err := rr.RowsOf(ctx, table, keys)
+		if err != nil {
+			return fmt.Errorf("read row index of %s: %w", table, err)
+		}
+		for _, c := range group {
+			c.known.info, c.known.found = found[c.keyText]
+			c.known.set = true
+		}
+	}
+	return nil
 }
 
 // plainWrite is the change as the edge sent it.
