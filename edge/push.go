@@ -67,6 +67,11 @@ const (
 // applies only once. Network errors and 5xx answers leave the outbox as it was (retry
 // later); a 4xx answer to a whole batch moves its changes to _synchub_rejected with
 // the hub's message.
+//
+// Batches are pipelined: while the hub works on one batch the agent forms the next,
+// and while the hub works on that one the agent applies the answer to the first. A
+// batch is sent only after the previous one was answered, so the hub sees them in
+// order.
 func (a *Agent) PushNow(ctx context.Context) (PushReport, error) {
 	var total PushReport
 	for {
@@ -178,8 +183,9 @@ type batchItem struct {
 	change syncproto.PushChange
 }
 
-// pushOnce forms (or re-forms, after a lost answer) one batch, sends it and applies
-// the answer. more reports whether the outbox may hold more to send.
+// pushOnce forms (or re-forms, after a lost answer) batches, sends them and applies
+// the answers, for as long as the outbox has whole batches to send and no push fails
+// (see PushNow). more reports whether the outbox may hold more to send.
 func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err error) {
 	a.pushMu.Lock()
 	defer a.pushMu.Unlock()
@@ -209,35 +215,92 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 	if err != nil {
 		return rep, false, err
 	}
-	batchID, items, more, err := a.formBatch(ctx, conn, &rep)
-	if err != nil {
-		return rep, false, err
+	out, more, err := a.prepareBatch(ctx, conn, "", &rep)
+	if err != nil || out == nil {
+		if err == nil {
+			err = a.refreshCounts(ctx, conn)
+		}
+		return rep, more, err
 	}
-	if batchID == "" {
-		return rep, more, a.refreshCounts(ctx, conn)
+	for {
+		answer := make(chan pushAnswer, 1)
+		go func(out *outgoing) {
+			resp, err := a.client.push(ctx, out.req)
+			answer <- pushAnswer{resp, err}
+		}(out)
+		// Form the next batch while the hub works on this one.
+		var next *outgoing
+		var nextErr error
+		if more {
+			next, more, nextErr = a.prepareBatch(ctx, conn, out.id, &rep)
+		}
+		ans := <-answer
+		if err := a.finishBatch(ctx, conn, out, ans, &rep); err != nil {
+			return rep, false, err
+		}
+		if nextErr != nil {
+			return rep, false, nextErr
+		}
+		if next == nil || a.closed.Load() {
+			if err := a.refreshCounts(ctx, conn); err != nil {
+				return rep, false, err
+			}
+			rep.Pending = a.Status().Pending
+			return rep, true, nil
+		}
+		out = next
+	}
+}
+
+// outgoing is a formed batch ready to send.
+type outgoing struct {
+	id    string
+	items []batchItem
+	req   *syncproto.PushRequest
+}
+
+type pushAnswer struct {
+	resp *syncproto.PushResponse
+	err  error
+}
+
+// prepareBatch forms the next batch (see formBatch), leaving out the open batch inFlight
+// that is being sent; nil when there is nothing to send.
+func (a *Agent) prepareBatch(ctx context.Context, conn *sql.Conn, inFlight string, rep *PushReport) (*outgoing, bool, error) {
+	batchID, items, more, err := a.formBatch(ctx, conn, inFlight, rep)
+	if err != nil || batchID == "" {
+		return nil, more, err
 	}
 	req := &syncproto.PushRequest{Edge: a.cfg.EdgeID, BatchID: batchID, SentAt: time.Now().Add(a.cfg.ClockSkew).UnixMicro(),
 		Changes: make([]syncproto.PushChange, len(items))}
 	for i := range items {
 		req.Changes[i] = items[i].change
 	}
+	return &outgoing{id: batchID, items: items, req: req}, more, nil
+}
+
+// finishBatch applies the hub's answer to a sent batch: the answer's rows and versions,
+// or, when the hub refused the batch as such, its move to _synchub_rejected. A failed
+// push (network, 5xx) is returned as it is; the batch stays open for a re-send.
+func (a *Agent) finishBatch(ctx context.Context, conn *sql.Conn, out *outgoing, ans pushAnswer, rep *PushReport) error {
 	start := time.Now()
-	resp, err := a.client.push(ctx, req)
+	err := ans.err
 	if m := a.cfg.Metrics; m != nil && (err != nil && !refusedBatch(err)) {
 		m.Pushed(time.Since(start), err, 0, 0, 0)
 	}
 	var events []ConflictEvent
 	switch {
 	case err == nil:
-		events, err = a.applyAnswer(ctx, conn, batchID, items, resp, &rep)
+		before := *rep
+		events, err = a.applyAnswer(ctx, conn, out.id, out.items, ans.resp, rep)
 		if err != nil {
-			return rep, false, err
+			return err
 		}
 		rep.Batches++
-		rep.Sent += len(items)
+		rep.Sent += len(out.items)
 		a.updateStatus(func(s *Status) { s.LastPush = time.Now() })
 		if m := a.cfg.Metrics; m != nil {
-			m.Pushed(time.Since(start), nil, rep.Applied, rep.Conflicts, rep.Rejected)
+			m.Pushed(time.Since(start), nil, rep.Applied-before.Applied, rep.Conflicts-before.Conflicts, rep.Rejected-before.Rejected)
 		}
 	case refusedBatch(err):
 		var he *HubError
@@ -246,29 +309,25 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 		if code == "" {
 			code = codeBadRequest
 		}
-		a.log.Warn("the hub refused a push batch; its changes are moved to _synchub_rejected", "batch", batchID,
-			"changes", len(items), "status", he.Status, "code", code, "hub_message", he.Message)
-		events, err = a.rejectBatch(ctx, conn, batchID, items, he.Message, code, &rep)
+		a.log.Warn("the hub refused a push batch; its changes are moved to _synchub_rejected", "batch", out.id,
+			"changes", len(out.items), "status", he.Status, "code", code, "hub_message", he.Message)
+		events, err = a.rejectBatch(ctx, conn, out.id, out.items, he.Message, code, rep)
 		if err != nil {
-			return rep, false, err
+			return err
 		}
 		rep.Batches++
 		if m := a.cfg.Metrics; m != nil {
-			m.Pushed(time.Since(start), nil, 0, 0, len(items))
+			m.Pushed(time.Since(start), nil, 0, 0, len(out.items))
 		}
 	default:
-		return rep, false, err
+		return err
 	}
 	for _, ev := range events {
 		if a.cfg.OnConflict != nil {
 			a.cfg.OnConflict(ev)
 		}
 	}
-	if err := a.refreshCounts(ctx, conn); err != nil {
-		return rep, false, err
-	}
-	rep.Pending = a.Status().Pending
-	return rep, true, nil
+	return nil
 }
 
 // refusedBatch reports whether err is the hub refusing a batch as such (a 4xx other
@@ -293,10 +352,10 @@ func refusedBatch(err error) bool {
 // lost answer or a crash is the same batch. Entries that collapse to nothing are
 // deleted; entries that cannot be encoded are moved to _synchub_rejected. batchID is
 // empty when there is nothing to send; more then says whether entries remain.
-func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, rep *PushReport) (batchID string, items []batchItem, more bool, err error) {
+func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, inFlight string, rep *PushReport) (batchID string, items []batchItem, more bool, err error) {
 	tables := a.catalogue()
 	var open string
-	if err := conn.QueryRowContext(ctx, `SELECT COALESCE((SELECT batch_id FROM _synchub_outbox WHERE batch_id IS NOT NULL ORDER BY seq LIMIT 1), '')`).Scan(&open); err != nil {
+	if err := conn.QueryRowContext(ctx, `SELECT COALESCE((SELECT batch_id FROM _synchub_outbox WHERE batch_id IS NOT NULL AND batch_id <> ? ORDER BY seq LIMIT 1), '')`, inFlight).Scan(&open); err != nil {
 		return "", nil, false, fmt.Errorf("read the outbox: %w", err)
 	}
 	if open != "" {
