@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -1082,5 +1083,77 @@ func TestMetrics_PullAndPush(t *testing.T) {
 		if checks[k] != w {
 			t.Errorf("%s = %v, want %v", k, checks[k], w)
 		}
+	}
+}
+
+// TestPush_PipelinedBatchesStayInOrder: with several batches in the outbox, the agent
+// forms the next batch while the hub handles the current one; the hub still receives
+// them one after the other in outbox order, a lost answer in the middle leaves the
+// unanswered batches open, and the next push re-sends them in order, each once more.
+func TestPush_PipelinedBatchesStayInOrder(t *testing.T) {
+	h, a, db := syncedItems(t, func(c *Config) { c.PushBatch = 2 })
+	for id := 10; id < 20; id++ {
+		appExec(t, db, fmt.Sprintf(`INSERT INTO items (id, name, price) VALUES (%d, 'n%d', '1.00')`, id, id))
+	}
+	var mu sync.Mutex
+	inHub := 0
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		mu.Lock()
+		inHub++
+		busy := inHub
+		mu.Unlock()
+		defer func() { mu.Lock(); inHub--; mu.Unlock() }()
+		if busy != 1 {
+			h.t.Errorf("push %d reached the hub while another was in progress", n)
+		}
+		time.Sleep(5 * time.Millisecond) // time for the agent to form the next batch
+		if n == 3 {
+			return dropConn, nil
+		}
+		return 0, nil
+	}
+	ctx := context.Background()
+	if _, err := a.PushNow(ctx); err == nil {
+		t.Fatal("PushNow succeeded although the third answer was lost")
+	}
+	open := map[string]bool{}
+	for _, r := range readOutboxRows(t, db) {
+		if r.batch.Valid {
+			open[r.batch.String] = true
+		}
+	}
+	if len(open) < 1 || len(open) > 2 {
+		t.Fatalf("after the lost answer %d batches are open, want the lost one and at most the one formed behind it", len(open))
+	}
+	rep, err := a.PushNow(ctx)
+	if err != nil {
+		t.Fatalf("second PushNow: %v", err)
+	}
+	p := h.pushed()
+	var ids []int64
+	seen := map[string]int{}
+	for _, req := range p {
+		seen[req.BatchID]++
+		if seen[req.BatchID] > 1 {
+			continue // the re-send of the lost batch
+		}
+		for _, c := range req.Changes {
+			var k struct{ ID int64 }
+			if err := json.Unmarshal(c.Key, &k); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, k.ID)
+		}
+	}
+	for i, id := range ids {
+		if id != int64(10+i) {
+			t.Fatalf("rows reached the hub in the order %v, want 10..19 in outbox order", ids)
+		}
+	}
+	if len(ids) != 10 || seen[p[2].BatchID] != 2 || p[3].BatchID != p[2].BatchID {
+		t.Fatalf("pushes %d, ids %v; want the lost third batch re-sent right after it was lost", len(p), ids)
+	}
+	if rep.Pending != 0 || len(readOutboxRows(t, db)) != 0 {
+		t.Fatalf("report %+v, outbox %v: want it empty", rep, readOutboxRows(t, db))
 	}
 }
