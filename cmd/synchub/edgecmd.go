@@ -2,14 +2,22 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/synchub/synchub/edge"
+	"github.com/synchub/synchub/metrics"
 )
 
 func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -30,6 +38,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	signingKeyID := fs.String("signing-key-id", "", "key id for request signing (keys created with --signing)")
 	signingSecret := fs.String("signing-secret", "", "secret for request signing (env SYNCHUB_EDGE_SIGNING_SECRET)")
 	caFile := fs.String("ca-file", "", "PEM file of the authority that signed the hub's certificate (private CA)")
+	metricsListen := fs.String("metrics-listen", "", "serve the agent's Prometheus metrics on this address (e.g. 127.0.0.1:9108); empty: none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +63,14 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.SigningKeyID = *signingKeyID
 	cfg.SigningSecret = firstNonEmpty(*signingSecret, envOr("SYNCHUB_EDGE_SIGNING_SECRET", ""))
 	cfg.CAFile = *caFile
+	if *metricsListen != "" {
+		stopMetrics, m, err := serveEdgeMetrics(ctx, *metricsListen, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		cfg.Metrics = m
+	}
 	if *id != "" {
 		cfg.EdgeID = *id
 	}
@@ -80,6 +97,35 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	}
 	return err
+}
+
+// serveEdgeMetrics serves /metrics with the agent's collectors plus the Go and process
+// collectors, until the returned stop is called.
+func serveEdgeMetrics(ctx context.Context, addr string, log *slog.Logger) (func(), *metrics.Edge, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := metrics.NewEdge(reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--metrics-listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("edge metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("serving edge metrics", "addr", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, m, nil
 }
 
 // initCapture installs the capture triggers the --capture flag names. Tables are known
