@@ -7,6 +7,12 @@ import "errors"
 // change log tells edges to re-bootstrap.
 var ErrPositionLost = errors.New("source position lost")
 
+// ErrOutcomeUnknown marks an Applier error after which the transaction may or may not
+// have committed: the connection failed while COMMIT was on its way or its answer was.
+// The caller must not assume nothing was written; it learns the outcome from the
+// source's stream (the transaction's Tag arrives there if it committed).
+var ErrOutcomeUnknown = errors.New("the write's outcome is unknown: the connection failed around COMMIT")
+
 // Error is an adapter error with a classification the hub branches on.
 type Error struct {
 	Op  string // what was being done, e.g. "start replication"

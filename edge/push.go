@@ -224,6 +224,9 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 	}
 	for {
 		answer := make(chan pushAnswer, 1)
+		// sent_at is the moment of sending: the hub measures the edge's clock offset by it,
+		// so it must not include the time the batch waited behind the previous one.
+		out.req.SentAt = time.Now().Add(a.cfg.ClockSkew).UnixMicro()
 		go func(out *outgoing) {
 			resp, err := a.client.push(ctx, out.req)
 			answer <- pushAnswer{resp, err}

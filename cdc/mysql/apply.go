@@ -424,6 +424,10 @@ func (a *Applier) write(c *applyConn, tag cdc.Tag, stmts []applyStmt, results []
 		r.Close()
 	}
 	if _, err := c.Execute("COMMIT"); err != nil {
+		if serverError(err) == nil {
+			// No answer from the server: the commit may have happened.
+			err = fmt.Errorf("%w: %w", cdc.ErrOutcomeUnknown, err)
+		}
 		return classify("apply: commit", err)
 	}
 	return nil

@@ -533,12 +533,23 @@ func (a *Applier) fast(ctx context.Context, pc *pgconn.PgConn, content []byte, s
 			return false, nil
 		}
 		rollback(pc)
-		return false, classify("apply", err)
+		return false, classify("apply", outcomeUnknown(err))
 	}
 	for i := range stmts {
 		noteNotFound(&stmts[i], tags[i+2], results)
 	}
 	return true, nil
+}
+
+// outcomeUnknown marks err with cdc.ErrOutcomeUnknown unless the server answered it:
+// the pipeline carries COMMIT, so after a failed connection the transaction may have
+// committed, while a server error means it was rolled back.
+func outcomeUnknown(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", cdc.ErrOutcomeUnknown, err)
 }
 
 // slow applies the batch with a savepoint around each change, still pipelined: when a
@@ -569,7 +580,7 @@ func (a *Applier) slow(ctx context.Context, pc *pgconn.PgConn, content []byte, s
 		}
 		at := len(tags) - head
 		if at < 0 || next+at/3 >= len(stmts) || at%3 != 1 || !isRefusal(err) {
-			return classify("apply", err)
+			return classify("apply", outcomeUnknown(err))
 		}
 		st := &stmts[next+at/3]
 		results[st.idx].Err = refusal(st, err)

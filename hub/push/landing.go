@@ -33,7 +33,11 @@ func (s *Service) Landed(ctx context.Context, landings []Landing) {
 		}
 		delete(s.waiters, l.Batch)
 		for _, ref := range s.byBatch[l.Batch] {
-			delete(s.pending, ref)
+			// A later batch (another edge's, say) may have written the row since;
+			// its entry stays until that batch lands.
+			if p, ok := s.pending[ref]; ok && p.batch == l.Batch {
+				delete(s.pending, ref)
+			}
 		}
 		delete(s.byBatch, l.Batch)
 	}
@@ -112,7 +116,7 @@ func (s *Service) wait(ctx context.Context, batch string, ch chan int64) int64 {
 func (s *Service) addPending(batch string, ref rowRef, edge string, at time.Time, deleted bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pending[ref] = pendingWrite{edge: edge, at: at, deleted: deleted}
+	s.pending[ref] = pendingWrite{edge: edge, batch: batch, at: at, deleted: deleted}
 	s.byBatch[batch] = append(s.byBatch[batch], ref)
 	if len(s.byBatch) > 1024 {
 		for b, refs := range s.byBatch {

@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -110,5 +111,25 @@ func TestPush_ApplyFailureLetsTheBatchRunAgain(t *testing.T) {
 	e.db.failTx = nil
 	if r := e.push(req).Results[0]; r.Status != syncproto.PushApplied {
 		t.Fatalf("after the failure: %+v", r)
+	}
+}
+
+// TestPush_OutcomeUnknownIsNotRunAgain: when the connection fails around COMMIT the
+// write may have happened, so a re-send must not apply the batch a second time before
+// the change log says whether it landed; once it has landed, the re-send is answered
+// from it.
+func TestPush_OutcomeUnknownIsNotRunAgain(t *testing.T) {
+	e := newEnv(t, nil)
+	req := syncproto.PushRequest{Edge: "till-1", BatchID: "b1", Changes: []syncproto.PushChange{insertChange(1, order(1, "a", "1.00", 1))}}
+	e.db.failTx = fmt.Errorf("apply: %w: connection reset by peer", cdc.ErrOutcomeUnknown)
+	if _, err := e.svc.Push(context.Background(), req); KindOf(err) != KindUnavailable {
+		t.Fatalf("push with an unknown outcome: %v, want an unavailable error", err)
+	}
+	e.db.failTx = nil
+	if _, err := e.svc.Push(context.Background(), req); err == nil {
+		t.Fatal("a re-send was applied again although the first write's outcome is unknown")
+	}
+	if n := e.db.applyCount(); n != 1 {
+		t.Fatalf("Apply called %d times, want 1", n)
 	}
 }

@@ -70,6 +70,7 @@ type rowRef struct{ table, key string }
 // pendingWrite is a row written by a batch whose transaction has not been captured yet.
 type pendingWrite struct {
 	edge    string
+	batch   string // the batch that wrote it; only its landing clears the entry
 	at      time.Time
 	deleted bool
 }
@@ -270,6 +271,12 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 				return syncproto.PushResponse{}, &Error{Kind: KindUnavailable,
 					Message: "the central database's answer did not match the batch; its outcome will be known on re-send",
 					Err:     fmt.Errorf("applier returned %d results for %d changes", len(results), len(writes))}
+			}
+			if errors.Is(err, cdc.ErrOutcomeUnknown) {
+				// The transaction may have committed: the record stays "applying", and a
+				// re-send learns the outcome from the change log (see recoverBatch).
+				return syncproto.PushResponse{}, &Error{Kind: KindUnavailable,
+					Message: "the connection to the central database failed around COMMIT, so the batch's outcome is not known yet; re-send it unchanged (same batch id) and the hub answers from the change log", Err: err}
 			}
 			if ctx.Err() == nil {
 				// Apply failed as a whole: nothing was written, so the batch may run again.
