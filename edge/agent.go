@@ -27,6 +27,9 @@ type Agent struct {
 	log    *slog.Logger
 	client *hubClient
 	db     *localDB
+	// scope is the hub's fingerprint of the rows this edge may see, as of its data
+	// (empty without sync rules); the hub re-bootstraps the edge when it changes.
+	scope string
 
 	stopCtx context.Context // cancelled by Close
 	stop    context.CancelFunc
@@ -106,6 +109,9 @@ func (a *Agent) load(ctx context.Context) error {
 		return err
 	}
 	a.watermark = wm
+	if a.scope, _, err = a.db.getMeta(ctx, metaScope); err != nil {
+		return err
+	}
 	b, _, err := a.db.getMeta(ctx, metaBootstrapping)
 	if err != nil {
 		return err

@@ -57,6 +57,8 @@ type hubClient struct {
 	reqTimout time.Duration
 	apiKey    string
 	token     string
+	scopeOut  string // fingerprint sent with page requests (see Agent.scope)
+	scopeIn   string // fingerprint the hub sent with the last page
 	keyID     string
 	secret    string
 	body      bytes.Buffer
@@ -109,11 +111,17 @@ func (c *hubClient) get(ctx context.Context, target string, timeout time.Duratio
 	req.Header.Set("Accept-Encoding", "gzip")
 	req.Header.Set("User-Agent", "synchub-edge")
 	c.authorize(req, nil)
+	if c.scopeOut != "" {
+		req.Header.Set(scopeHeader, c.scopeOut)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("request %s: %w", target, err)
 	}
 	defer resp.Body.Close()
+	if v := resp.Header.Get(scopeHeader); v != "" {
+		c.scopeIn = v
+	}
 	var r io.Reader = resp.Body
 	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
 		if c.gz == nil {
@@ -162,9 +170,15 @@ func (c *hubClient) schema(ctx context.Context) (*cdc.Schema, error) {
 	return &cdc.Schema{Version: sr.Version, Tables: sr.Tables}, nil
 }
 
+// scopeHeader carries the fingerprint of the rows an edge may see (hub/api.ScopeHeader).
+const scopeHeader = "X-Synchub-Scope"
+
 // page fetches one page of changes. The returned page aliases c.body and is reused:
-// it is valid until the next call of page.
-func (c *hubClient) page(ctx context.Context, since int64, cursor string, wait time.Duration) (*page, error) {
+// it is valid until the next call of page. scope is the fingerprint the edge's data
+// was pulled with ("" when it has none); the hub answers 410 when it no longer matches.
+func (c *hubClient) page(ctx context.Context, since int64, cursor, scope string, wait time.Duration) (*page, error) {
+	c.scopeOut = scope
+	defer func() { c.scopeOut = "" }()
 	q := url.Values{}
 	q.Set("since", strconv.FormatInt(since, 10))
 	if cursor != "" {

@@ -26,6 +26,7 @@ const (
 	metaVersionFloor  = "version_floor" // the version every row without a _synchub_rowver entry is at
 	metaBootstrapping = "bootstrapping" // "1" from a pull at since=0 until the edge has caught up
 	metaHLC           = "hlc"           // the edge's hybrid logical clock, in syncproto.HLC text form
+	metaScope         = "scope"         // the hub's fingerprint of the rows this edge may see (sync rules)
 )
 
 // localDB is the edge's SQLite database. The agent writes only through conn, one

@@ -51,7 +51,11 @@ func (a *Agent) pull(ctx context.Context, wait time.Duration) (res pullResult, e
 		} else if !rebootstrapping {
 			a.setState(StatePulling)
 		}
-		p, err := a.client.page(ctx, since, cursor, w)
+		scope := a.scope
+		if since == 0 {
+			scope = ""
+		}
+		p, err := a.client.page(ctx, since, cursor, scope, w)
 		if err != nil {
 			var he *HubError
 			if errors.As(err, &he) && he.mustRebootstrap() && !rebootstrapping {
@@ -157,9 +161,16 @@ func (a *Agent) commit(ctx context.Context, next int64, rebootstrapped, caughtUp
 			return err
 		}
 	}
+	scope := a.client.scopeIn
+	if scope != a.scope {
+		if err := a.db.setMeta(ctx, metaScope, scope); err != nil {
+			return err
+		}
+	}
 	if err := a.db.commit(ctx); err != nil {
 		return err
 	}
+	a.scope = scope
 	a.watermark = next
 	a.filterDirty = false
 	a.pullMaxTS = 0

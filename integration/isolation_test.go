@@ -239,3 +239,28 @@ func TestIntegration_IsolationBadRequests(t *testing.T) {
 }
 
 func newBatchID() string { return uuid.NewString() }
+
+// TestIntegration_IsolationScopeChange: an edge whose credential now selects other rows
+// (its store changed) is told so by the hub (410 scope_changed) and re-bootstraps into
+// the new scope: it drops the old store's rows and receives the new store's.
+func TestIntegration_IsolationScopeChange(t *testing.T) {
+	s, e7, _, _ := isolationStack(t)
+	if got := storesOf(t, e7); got != "7" {
+		t.Fatalf("before: edge holds stores %q, want 7", got)
+	}
+	if err := e7.Close(); err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.keys.Create(context.Background(), auth.KeySpec{Edge: "store-7", Claims: map[string]any{"group": "stores", "store_id": 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := s.newEdgeWith("store-7", func(c *edge.Config) { c.APIKey = k.Key })
+	s.syncEdge(moved)
+	if got := storesOf(t, moved); got != "8" {
+		t.Fatalf("after the edge's store changed to 8 it holds stores %q, want only 8", got)
+	}
+	if moved.Status().Rebootstraps != 1 {
+		t.Fatalf("the edge re-bootstrapped %d times, want once", moved.Status().Rebootstraps)
+	}
+}

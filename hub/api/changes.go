@@ -2,9 +2,12 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -90,6 +93,14 @@ func (s *Server) handleChanges(c *fiber.Ctx) error {
 	if sc := s.edgeScope(c); sc != nil {
 		// The edge's buckets: the page holds only its rows, with its columns.
 		q.req.Scoped, q.req.Buckets = true, sc.Buckets()
+		fp := scopeFingerprint(q.req.Buckets)
+		c.Set(ScopeHeader, fp)
+		if held := c.Get(ScopeHeader); held != "" && held != fp && q.req.Since > 0 {
+			// The edge's claims changed: its rows were chosen by other buckets, so it
+			// holds rows it may no longer see and misses rows it now may.
+			return &Error{Kind: KindScopeChanged, Message: fmt.Sprintf(
+				"this edge's scope changed since its data was pulled (its credential's claims now select other rows); delete local data and pull again from since=0 (re-bootstrap); since was %d", q.req.Since)}
+		}
 	}
 	ctx := c.UserContext()
 	var timer *time.Timer
@@ -120,6 +131,23 @@ func (s *Server) handleChanges(c *fiber.Ctx) error {
 		}
 		return s.sendPage(c, page)
 	}
+}
+
+// ScopeHeader carries the fingerprint of an edge's buckets under the sync rules: the
+// hub sends it with every page, the edge sends back the one its data was pulled with,
+// and a difference makes the hub answer 410 scope_changed so the edge re-bootstraps.
+const ScopeHeader = "X-Synchub-Scope"
+
+// scopeFingerprint is a short stable digest of a bucket set.
+func scopeFingerprint(buckets []string) string {
+	sorted := slices.Clone(buckets)
+	slices.Sort(sorted)
+	h := sha256.New()
+	for _, b := range sorted {
+		h.Write([]byte(b))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 func (s *Server) sendPage(c *fiber.Ctx, page *changelog.Page) error {

@@ -28,6 +28,7 @@ const (
 	KindNotReady
 	KindShuttingDown
 	KindTimeout
+	KindScopeChanged
 )
 
 // kinds is the one table from error kind to HTTP status and stable error code.
@@ -46,6 +47,7 @@ var kinds = [...]struct {
 	KindNotReady:         {http.StatusServiceUnavailable, "not_ready"},
 	KindShuttingDown:     {http.StatusServiceUnavailable, "shutting_down"},
 	KindTimeout:          {http.StatusServiceUnavailable, "timeout"},
+	KindScopeChanged:     {http.StatusGone, "scope_changed"},
 }
 
 // Status returns the HTTP status of the kind.
