@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/auth"
 	"github.com/synchub/synchub/hub/push"
 )
 
@@ -149,7 +150,7 @@ func (s *Server) handleResolve(c *fiber.Ctx) error {
 	if err := decodeStrict(body, &req); err != nil {
 		return badParameter("resolve body: %v; send {\"action\":\"keep_server\"|\"take_client\"|\"merged\",\"row\":{…},\"actor\":\"name\"}", err)
 	}
-	rec, err := svc.Resolve(c.UserContext(), id, req.Action, req.Row, req.Actor)
+	rec, err := svc.Resolve(c.UserContext(), id, req.Action, req.Row, adminActor(c, req.Actor))
 	if err != nil {
 		return s.pushError(c, err)
 	}
@@ -195,9 +196,9 @@ func (s *Server) handleRejectedAction(retry bool) fiber.Handler {
 		}
 		var rec push.RejectedRecord
 		if retry {
-			rec, err = svc.Retry(c.UserContext(), id, req.Actor)
+			rec, err = svc.Retry(c.UserContext(), id, adminActor(c, req.Actor))
 		} else {
-			rec, err = svc.Discard(c.UserContext(), id, req.Actor)
+			rec, err = svc.Discard(c.UserContext(), id, adminActor(c, req.Actor))
 		}
 		if err != nil {
 			return s.pushError(c, err)
@@ -255,4 +256,14 @@ func (s *Server) handleAudit(c *fiber.Ctx) error {
 		events = []audit.Event{}
 	}
 	return s.sendJSON(c, AuditList{Events: events})
+}
+
+// adminActor is the name an admin action is audited under: the authenticated admin's
+// when the request carries an admin credential (a name in the body cannot override it),
+// else the name the body gives (a hub without edge authentication, on loopback).
+func adminActor(c *fiber.Ctx, claimed string) string {
+	if id := auth.FromCtx(c); id != nil && id.Admin != "" {
+		return id.Admin
+	}
+	return claimed
 }
