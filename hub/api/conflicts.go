@@ -262,7 +262,7 @@ func (s *Server) handleAudit(c *fiber.Ctx) error {
 // when the request carries an admin credential (a name in the body cannot override it),
 // else the name the body gives (a hub without edge authentication, on loopback).
 func adminActor(c *fiber.Ctx, claimed string) string {
-	if id := auth.FromCtx(c); id != nil && id.Admin != "" {
+	if id := auth.FromCtx(c); id != nil && id.Admin != "" && id.Method != auth.MethodNone {
 		return id.Admin
 	}
 	return claimed
