@@ -244,6 +244,13 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 		if nextErr != nil {
 			return rep, false, nextErr
 		}
+		if next != nil && sharesRows(out, next) {
+			// The answer moved the base of rows the next batch also writes: form it
+			// again (same id) so it carries the new base.
+			if next, more, err = a.prepareBatch(ctx, conn, "", &rep); err != nil {
+				return rep, false, err
+			}
+		}
 		if next == nil || a.closed.Load() {
 			if err := a.refreshCounts(ctx, conn); err != nil {
 				return rep, false, err
@@ -253,6 +260,20 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 		}
 		out = next
 	}
+}
+
+// sharesRows reports whether two batches write a row in common.
+func sharesRows(a, b *outgoing) bool {
+	rows := make(map[[2]string]bool, len(a.items))
+	for _, it := range a.items {
+		rows[[2]string{it.t.source, it.g.last().nktext}] = true
+	}
+	for _, it := range b.items {
+		if rows[[2]string{it.t.source, it.g.first().ktext}] {
+			return true
+		}
+	}
+	return false
 }
 
 // outgoing is a formed batch ready to send.
@@ -700,6 +721,8 @@ func (a *Agent) recordPushed(ctx context.Context, conn *sql.Conn, it batchItem, 
 	f, l := it.g.first(), it.g.last()
 	if version <= 0 {
 		version = f.baseVersion
+	} else if err := a.rebaseLater(ctx, conn, it, version); err != nil {
+		return err
 	}
 	if it.c.op == 'd' {
 		return a.execSetPushedText(ctx, conn, it.t.source, f.ktext, version)
@@ -710,6 +733,23 @@ func (a *Agent) recordPushed(ctx context.Context, conn *sql.Conn, it batchItem, 
 		}
 	}
 	return a.execSetPushedText(ctx, conn, it.t.source, l.nktext, version)
+}
+
+// rebaseLater moves the base of the row's later local writes (written while this batch
+// was on its way, still in the outbox) to what the hub now holds: the pushed row at
+// version. Their base was the row before the pushed write, and a merge against that
+// stale base would count the pushed write's fields as changed again by the edge.
+func (a *Agent) rebaseLater(ctx context.Context, conn *sql.Conn, it batchItem, version int64) error {
+	l := it.g.last()
+	var base any
+	if l.op != 'd' {
+		base = string(l.row)
+	}
+	if err := a.pushExec(ctx, conn, `UPDATE _synchub_outbox SET base_version = ?, base_json = ? WHERE tbl = ? AND ktext = ?`,
+		version, base, it.t.source, l.nktext); err != nil {
+		return fmt.Errorf("rebase later local writes of a row of %s: %w", it.t.source, err)
+	}
+	return nil
 }
 
 // applyWinner makes the local row the hub's (row; nil when the hub has no such row),

@@ -1157,3 +1157,37 @@ func TestPush_PipelinedBatchesStayInOrder(t *testing.T) {
 		t.Fatalf("report %+v, outbox %v: want it empty", rep, readOutboxRows(t, db))
 	}
 }
+
+// TestPush_LaterWriteIsRebasedOnThePushedRow: a write to a row made while the row's
+// previous write is being pushed is sent next with the pushed row (at the version the
+// hub gave it) as its base, not the image from before the pushed write.
+func TestPush_LaterWriteIsRebasedOnThePushedRow(t *testing.T) {
+	h, a, db := syncedItems(t)
+	appExec(t, db, `UPDATE items SET name = 'first' WHERE id = 1`)
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		resp := syncproto.PushResponse{BatchID: req.BatchID}
+		if n == 1 {
+			if _, err := db.Exec(`UPDATE items SET name = 'second' WHERE id = 1`); err != nil {
+				h.t.Errorf("write during push: %v", err)
+			}
+		}
+		for _, c := range req.Changes {
+			resp.Results = append(resp.Results, syncproto.PushResult{ID: c.ID, Status: syncproto.PushApplied, Version: int64(40 + n)})
+		}
+		return http.StatusOK, resp
+	}
+	pushNow(t, a)
+	pushNow(t, a)
+	p := h.pushed()
+	if len(p) != 2 {
+		t.Fatalf("%d pushes, want 2", len(p))
+	}
+	second := p[1].Changes[0]
+	var base struct{ Name string }
+	if err := json.Unmarshal(second.Base, &base); err != nil {
+		t.Fatalf("base of the second push %s: %v", second.Base, err)
+	}
+	if second.BaseVersion != 41 || base.Name != "first" {
+		t.Fatalf("second push has base version %d and base name %q; want 41 and the pushed row's 'first'", second.BaseVersion, base.Name)
+	}
+}
