@@ -29,6 +29,9 @@ const (
 	fixtureUUID  = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 	fixtureStart = fixtureUUID + ":1-5"
 	fixtureTS    = 1735689600 // 2025-01-01T00:00:00Z
+	// fixtureCommitMicros is the sub-second part of the GTID events' commit timestamps,
+	// which the binlog headers (whole seconds) lack.
+	fixtureCommitMicros = 250000
 )
 
 type eventBuilder struct {
@@ -81,7 +84,7 @@ func (b *eventBuilder) gtid(anonymous bool, gno int64) {
 	body = append(body, 2) // logical timestamps follow
 	body = binary.LittleEndian.AppendUint64(body, 0)
 	body = binary.LittleEndian.AppendUint64(body, 1)
-	commitMicros := uint64(b.ts) * 1e6
+	commitMicros := uint64(b.ts)*1e6 + fixtureCommitMicros
 	ts := make([]byte, 8)
 	binary.LittleEndian.PutUint64(ts, commitMicros)
 	body = append(body, ts[:7]...) // immediate commit timestamp (original is the same)
@@ -302,8 +305,9 @@ func TestMySQL8RecordedEvents(t *testing.T) {
 		if len(txs[i].Changes) != 1 || txs[i].Changes[0].Op != w.op || txs[i].Changes[0].Table != "shop.t" {
 			t.Errorf("tx %d changes = %+v, want one %s", i, txs[i].Changes, w.op)
 		}
-		if txs[i].CommitTime.Before(time.Unix(fixtureTS, 0)) || txs[i].CommitTime.Location() != time.UTC {
-			t.Errorf("tx %d commit time = %v", i, txs[i].CommitTime)
+		if txs[i].CommitTime.Before(time.Unix(fixtureTS, 0)) || txs[i].CommitTime.Location() != time.UTC ||
+			txs[i].CommitTime.Nanosecond() != fixtureCommitMicros*1000 {
+			t.Errorf("tx %d commit time = %v, want the GTID event's microsecond commit timestamp", i, txs[i].CommitTime)
 		}
 		back, err := ParsePosition(text)
 		if err != nil || back != pos {

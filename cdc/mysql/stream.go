@@ -36,6 +36,10 @@ const mariaDBPreparedXA = 0x40
 type streamer struct {
 	s        *Source
 	h        cdc.Handler
+	// commitUS is the transaction's commit time in microseconds when its GTID event
+	// carries one (MySQL 8's original_commit_timestamp); 0 otherwise, and the event
+	// header's seconds are used.
+	commitUS uint64
 	gtid     *gtidTracker
 	file     string
 	maps     map[uint64]*mapping
@@ -254,6 +258,7 @@ func (st *streamer) handle(ctx context.Context, ev *replication.BinlogEvent) err
 		if err := st.gtid.beginMySQL(e.SID, e.Tag, e.GNO); err != nil {
 			return &cdc.Error{Op: "stream", Err: err}
 		}
+		st.commitUS = e.OriginalCommitTimestamp
 	case *replication.GtidTaggedLogEvent:
 		st.begin()
 		if err := st.gtid.beginMySQL(e.SID, e.Tag, e.GNO); err != nil {
@@ -298,6 +303,7 @@ func (st *streamer) begin() {
 	st.partsSent = 0
 	st.inTx = false
 	st.xa, st.xaID = false, ""
+	st.commitUS = 0
 }
 
 func (st *streamer) query(ctx context.Context, hdr *replication.EventHeader, e *replication.QueryEvent) error {
@@ -463,6 +469,10 @@ func (st *streamer) commit(ctx context.Context, hdr *replication.EventHeader) er
 		return nil
 	}
 	commitTime := time.Unix(int64(hdr.Timestamp), 0).UTC()
+	if st.commitUS > 0 {
+		// Microseconds, so last-writer-wins compares edge writes with the real moment.
+		commitTime = time.UnixMicro(int64(st.commitUS)).UTC()
+	}
 	err := st.deliver(ctx, true, pos, commitTime)
 	st.origin, st.batch = "", ""
 	st.partsSent = 0
