@@ -34,8 +34,8 @@ const mariaDBPreparedXA = 0x40
 
 // streamer is the state of one Stream call.
 type streamer struct {
-	s        *Source
-	h        cdc.Handler
+	s *Source
+	h cdc.Handler
 	// commitUS is the transaction's commit time in microseconds when its GTID event
 	// carries one (MySQL 8's original_commit_timestamp); 0 otherwise, and the event
 	// header's seconds are used.
