@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/synchub/synchub/cdc"
@@ -92,9 +93,14 @@ func serveHub(ctx context.Context, cfg fileConfig, log *slog.Logger, started fun
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
-	applier, err := openApplier(ctx, cfg.Source, log.With("component", "applier"))
-	if err != nil {
-		return fmt.Errorf("write-back: %w", err)
+	// The central database may be down when the hub starts: the hub still serves the
+	// change log to edges, and the applier connects on the first push that needs it.
+	alog := log.With("component", "applier")
+	applier := &lazyApplier{open: func(ctx context.Context) (closingApplier, error) {
+		return openApplier(ctx, cfg.Source, alog)
+	}}
+	if _, err := applier.get(ctx); err != nil {
+		alog.Warn("write-back to the central database is not available yet; pushes are answered 503 until it is", "err", err)
 	}
 	defer applier.Close()
 	authn, closeKeys, err := openAuth(ctx, cfg)
@@ -175,6 +181,72 @@ func openApplier(ctx context.Context, c sourceConfig, log *slog.Logger) (closing
 		return mysql.NewApplier(ctx, mysql.ApplierConfig{DSN: c.DSN, Tables: c.Tables}, log)
 	}
 	return postgres.NewApplier(ctx, postgres.ApplierConfig{DSN: c.DSN, Tables: c.Tables}, log)
+}
+
+// lazyApplier opens the write-back applier when first needed and again after a failed
+// attempt (at most every lazyRetry), so a central database that is down when the hub
+// starts only delays pushes.
+type lazyApplier struct {
+	open  func(context.Context) (closingApplier, error)
+	retry time.Duration // least time between attempts; 0 means lazyRetry
+
+	mu      sync.Mutex
+	a       closingApplier
+	tried   time.Time
+	lastErr error
+}
+
+const lazyRetry = 2 * time.Second
+
+func (l *lazyApplier) get(ctx context.Context) (closingApplier, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.a != nil {
+		return l.a, nil
+	}
+	retry := l.retry
+	if retry == 0 {
+		retry = lazyRetry
+	}
+	if l.lastErr != nil && time.Since(l.tried) < retry {
+		return nil, l.lastErr
+	}
+	l.tried = time.Now()
+	a, err := l.open(ctx)
+	if err != nil {
+		l.lastErr = &cdc.Error{Op: "write-back", Err: fmt.Errorf("the central database is not reachable: %w", err), Transient: true}
+		return nil, l.lastErr
+	}
+	l.a, l.lastErr = a, nil
+	return a, nil
+}
+
+// Apply writes through the applier once it is open.
+func (l *lazyApplier) Apply(ctx context.Context, tag cdc.Tag, changes []cdc.Change) ([]cdc.ApplyResult, error) {
+	a, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return a.Apply(ctx, tag, changes)
+}
+
+// ReadRow reads through the applier once it is open.
+func (l *lazyApplier) ReadRow(ctx context.Context, table string, key cdc.Row) (cdc.Row, bool, error) {
+	a, err := l.get(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	return a.ReadRow(ctx, table, key)
+}
+
+// Close closes the applier if it was opened.
+func (l *lazyApplier) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.a != nil {
+		l.a.Close()
+		l.a = nil
+	}
 }
 
 // pruneAudit deletes audit events older than retention once an hour (0 keeps all).
