@@ -745,9 +745,15 @@ func (a *Agent) rebaseLater(ctx context.Context, conn *sql.Conn, it batchItem, v
 	if l.op != 'd' {
 		base = string(l.row)
 	}
-	if err := a.pushExec(ctx, conn, `UPDATE _synchub_outbox SET base_version = ?, base_json = ? WHERE tbl = ? AND ktext = ?`,
-		version, base, it.t.source, l.nktext); err != nil {
-		return fmt.Errorf("rebase later local writes of a row of %s: %w", it.t.source, err)
+	// The two statements match the two outbox indexes: entries that keep the row's key
+	// (nktext = ktext) and entries that change it (ktext <> nktext).
+	for _, q := range []string{
+		`UPDATE _synchub_outbox SET base_version = ?1, base_json = ?2 WHERE tbl = ?3 AND nktext = ?4 AND ktext = ?4`,
+		`UPDATE _synchub_outbox SET base_version = ?1, base_json = ?2 WHERE tbl = ?3 AND ktext = ?4 AND ktext <> nktext`,
+	} {
+		if err := a.pushExec(ctx, conn, q, version, base, it.t.source, l.nktext); err != nil {
+			return fmt.Errorf("rebase later local writes of a row of %s: %w", it.t.source, err)
+		}
 	}
 	return nil
 }
