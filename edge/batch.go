@@ -1,0 +1,278 @@
+package edge
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/synchub/synchub/hub/syncproto"
+)
+
+// formBatch returns the batch to send: the one already formed and unanswered, if any,
+// or a new one of up to Config.PushBatch changes. A new batch gets its id and HLC
+// timestamps stored on its outbox entries before it is sent, so that a re-send after a
+// lost answer or a crash is the same batch. Entries that collapse to nothing are
+// deleted; entries that cannot be encoded are moved to _synchub_rejected. batchID is
+// empty when there is nothing to send; more then says whether entries remain.
+func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, inFlight string, rep *PushReport) (batchID string, items []batchItem, more bool, err error) {
+	tables := a.catalogue()
+	var open string
+	if err := conn.QueryRowContext(ctx, `SELECT COALESCE((SELECT batch_id FROM _synchub_outbox WHERE batch_id IS NOT NULL AND batch_id <> ? ORDER BY seq LIMIT 1), '')`, inFlight).Scan(&open); err != nil {
+		return "", nil, false, fmt.Errorf("read the outbox: %w", err)
+	}
+	if open != "" {
+		entries, err := readOutbox(ctx, conn, `SELECT `+outboxColumns+` FROM _synchub_outbox WHERE batch_id = ? ORDER BY seq`, open)
+		if err != nil {
+			return "", nil, false, err
+		}
+		items, bad := buildItems(tables, groupEntries(entries))
+		if len(bad) > 0 {
+			// The schema changed under the batch: what can no longer be encoded is
+			// recorded as rejected; the rest is re-sent under the same id.
+			if err := a.rejectGroups(ctx, conn, open, bad, rep); err != nil {
+				return "", nil, false, err
+			}
+		}
+		if len(items) == 0 {
+			return "", nil, true, nil
+		}
+		return open, items, true, nil
+	}
+
+	if err := beginApplying(ctx, conn); err != nil {
+		return "", nil, false, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	limit := a.cfg.PushBatch * 2
+	entries, err := readOutbox(ctx, conn, `SELECT `+outboxColumns+` FROM _synchub_outbox WHERE batch_id IS NULL ORDER BY seq LIMIT ?`, limit+1)
+	if err != nil {
+		return "", nil, false, err
+	}
+	more = len(entries) > limit
+	if more {
+		entries = entries[:limit]
+	}
+	groups := groupEntries(entries)
+	if len(groups) > a.cfg.PushBatch {
+		groups, more = groups[:a.cfg.PushBatch], true
+	}
+	id := uuid.NewString()
+	mark, err := conn.PrepareContext(ctx, markBatchSQL)
+	if err != nil {
+		return "", nil, false, fmt.Errorf("prepare marking a batch: %w", err)
+	}
+	defer mark.Close()
+	var events []ConflictEvent
+	for _, g := range groups {
+		c := collapse(g)
+		if c.op == 0 {
+			if err := deleteEntries(ctx, conn, g.seqs()); err != nil {
+				return "", nil, false, err
+			}
+			rep.Collapsed += len(g.entries)
+			continue
+		}
+		t := tables[g.first().tbl]
+		var ev *ConflictEvent
+		if t == nil {
+			ev, err = rejectLocal(ctx, conn, g, c, codeUnknownTable, "the edge no longer syncs table "+g.first().tbl)
+		} else if pc, encErr := encodeGroup(t, g, c); encErr != nil {
+			ev, err = rejectLocal(ctx, conn, g, c, codeBadValue, encErr.Error())
+		} else {
+			pc.HLC = a.clock.stamp(g.last().wall + a.cfg.ClockSkew.Microseconds()).String()
+			for _, e := range g.entries {
+				e.hlc, e.batch = pc.HLC, id
+			}
+			if err := markBatch(ctx, mark, g.seqs(), id, pc.HLC); err != nil {
+				return "", nil, false, err
+			}
+			items = append(items, batchItem{g: g, t: t, c: c, change: pc})
+			continue
+		}
+		if err != nil {
+			return "", nil, false, err
+		}
+		events = append(events, *ev)
+		rep.Rejected++
+	}
+	if len(items) > 0 {
+		if err := setMetaOn(ctx, conn, metaHLC, a.clock.current().String()); err != nil {
+			return "", nil, false, err
+		}
+	}
+	if err := commitApplying(ctx, conn); err != nil {
+		return "", nil, false, err
+	}
+	committed = true
+	for _, ev := range events {
+		a.log.Warn("a local change cannot be pushed; moved to _synchub_rejected", "table", ev.Table, "code", ev.Code, "reason", ev.Reason)
+		if a.cfg.OnConflict != nil {
+			a.cfg.OnConflict(ev)
+		}
+	}
+	if len(items) == 0 {
+		return "", nil, more || len(groups) > 0, nil
+	}
+	return id, items, true, nil
+}
+
+// badGroup is a group of a formed batch that can no longer be encoded.
+type badGroup struct {
+	g      *outGroup
+	c      collapsed
+	code   string
+	reason string
+}
+
+// buildItems encodes the groups of an already formed batch.
+func buildItems(tables map[string]*table, groups []*outGroup) (items []batchItem, bad []badGroup) {
+	for _, g := range groups {
+		c := collapse(g)
+		t := tables[g.first().tbl]
+		if t == nil {
+			bad = append(bad, badGroup{g, c, codeUnknownTable, "the edge no longer syncs table " + g.first().tbl})
+			continue
+		}
+		if c.op == 0 {
+			bad = append(bad, badGroup{g, c, codeBadValue, "the entries collapse to nothing"})
+			continue
+		}
+		pc, err := encodeGroup(t, g, c)
+		if err != nil {
+			bad = append(bad, badGroup{g, c, codeBadValue, err.Error()})
+			continue
+		}
+		items = append(items, batchItem{g: g, t: t, c: c, change: pc})
+	}
+	return items, bad
+}
+
+// rejectGroups moves groups of batch id to _synchub_rejected in one transaction and
+// reports them to Config.OnConflict.
+func (a *Agent) rejectGroups(ctx context.Context, conn *sql.Conn, id string, bad []badGroup, rep *PushReport) error {
+	if err := beginApplying(ctx, conn); err != nil {
+		return err
+	}
+	var events []ConflictEvent
+	for _, b := range bad {
+		ev, err := rejectLocal(ctx, conn, b.g, b.c, b.code, b.reason)
+		if err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+			return err
+		}
+		ev.BatchID = id
+		events = append(events, *ev)
+	}
+	if err := commitApplying(ctx, conn); err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	rep.Rejected += len(bad)
+	for _, ev := range events {
+		a.log.Warn("a change of a batch in flight cannot be re-sent; moved to _synchub_rejected", "batch", id, "table", ev.Table, "code", ev.Code, "reason", ev.Reason)
+		if a.cfg.OnConflict != nil {
+			a.cfg.OnConflict(ev)
+		}
+	}
+	return nil
+}
+
+// markBatch stores the batch id and HLC stamp on outbox entries; st is
+// markBatchSQL prepared on the push connection.
+func markBatch(ctx context.Context, st *sql.Stmt, seqs []int64, id, hlc string) error {
+	for _, s := range seqs {
+		if _, err := st.ExecContext(ctx, id, hlc, s); err != nil {
+			return fmt.Errorf("mark outbox entry %d for batch %s: %w", s, id, err)
+		}
+	}
+	return nil
+}
+
+const markBatchSQL = `UPDATE _synchub_outbox SET batch_id = ?, hlc = ? WHERE seq = ?`
+
+func deleteEntries(ctx context.Context, conn *sql.Conn, seqs []int64) error {
+	for _, s := range seqs {
+		if _, err := conn.ExecContext(ctx, `DELETE FROM _synchub_outbox WHERE seq = ?`, s); err != nil {
+			return fmt.Errorf("delete outbox entry %d: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// rejectLocal moves a group the edge cannot send to _synchub_rejected, with its raw
+// captured values.
+func rejectLocal(ctx context.Context, conn *sql.Conn, g *outGroup, c collapsed, code, reason string) (*ConflictEvent, error) {
+	f, l := g.first(), g.last()
+	var batch any
+	if l.batch != "" {
+		batch = l.batch
+	}
+	op := string(c.op)
+	if c.op == 0 {
+		op = string(l.op)
+	}
+	if _, err := conn.ExecContext(ctx, `INSERT INTO _synchub_rejected (seq, tbl, key_json, op, row_json, base_version, reason, code, batch_id, at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, l.seq, f.tbl, string(c.key), op, nullText(c.row), f.baseVersion, reason, code, batch, time.Now().UnixMicro()); err != nil {
+		return nil, fmt.Errorf("record a rejected change: %w", err)
+	}
+	if err := deleteEntries(ctx, conn, g.seqs()); err != nil {
+		return nil, err
+	}
+	return &ConflictEvent{Table: f.tbl, Key: json.RawMessage(c.key), Op: string(c.op), Status: syncproto.PushRejected,
+		Local: json.RawMessage(c.row), Reason: reason, Code: code}, nil
+}
+
+func nullText(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
+}
+
+// rejectBatch moves every change of a batch the hub refused to _synchub_rejected.
+func (a *Agent) rejectBatch(ctx context.Context, conn *sql.Conn, id string, items []batchItem, reason, code string, rep *PushReport) ([]ConflictEvent, error) {
+	if err := beginApplying(ctx, conn); err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	var events []ConflictEvent
+	now := time.Now().UnixMicro()
+	for _, it := range items {
+		pc := &it.change
+		if err := insertRejected(ctx, conn, pc, id, reason, code, now); err != nil {
+			return nil, err
+		}
+		events = append(events, ConflictEvent{BatchID: id, Table: pc.Table, Key: pc.Key, Op: pc.Op, Status: syncproto.PushRejected,
+			Local: pc.Row, Reason: reason, Code: code})
+		rep.Rejected++
+	}
+	if _, err := conn.ExecContext(ctx, `DELETE FROM _synchub_outbox WHERE batch_id = ?`, id); err != nil {
+		return nil, fmt.Errorf("delete batch %s from the outbox: %w", id, err)
+	}
+	if err := commitApplying(ctx, conn); err != nil {
+		return nil, err
+	}
+	committed = true
+	return events, nil
+}
+
+func insertRejected(ctx context.Context, conn *sql.Conn, pc *syncproto.PushChange, batch, reason, code string, at int64) error {
+	if _, err := conn.ExecContext(ctx, `INSERT INTO _synchub_rejected (seq, tbl, key_json, op, row_json, base_version, reason, code, batch_id, at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, pc.ID, pc.Table, string(pc.Key), pc.Op, nullText(pc.Row), pc.BaseVersion, reason, code, batch, at); err != nil {
+		return fmt.Errorf("record a rejected change: %w", err)
+	}
+	return nil
+}
