@@ -482,42 +482,11 @@ func (e *RowNotFoundError) Error() string {
 // written gets its error in results and no statement.
 func (a *Applier) plan(ctx context.Context, changes []cdc.Change, results []cdc.ApplyResult) []applyStmt {
 	stmts := make([]applyStmt, 0, len(changes))
-	reloaded := map[string]bool{}
-	for i := range changes {
-		ch := &changes[i]
-		t, ok := a.table(ch.Table)
-		if !ok {
-			results[i].Err = fmt.Errorf("table %q is not one of the applier's tables (%s): correct the change's table name or add the table to the configured tables", ch.Table, strings.Join(a.cfg.Tables, ", "))
-			continue
-		}
-		st, err := buildStmt(t, ch)
-		var uc *unknownColumnError
-		if errors.As(err, &uc) && !reloaded[ch.Table] {
-			reloaded[ch.Table] = true
-			nt, rerr := a.reload(ctx, ch.Table)
-			if rerr != nil {
-				results[i].Err = fmt.Errorf("%w; re-reading the table's definition failed: %v", err, rerr)
-				continue
-			}
-			st, err = buildStmt(nt, ch)
-		}
-		if err != nil {
-			results[i].Err = err
-			continue
-		}
+	cdc.PlanChanges(ctx, changes, results, a.cfg.Tables, a.table, a.reload, buildStmt, func(i int, st applyStmt) {
 		st.idx = i
 		stmts = append(stmts, st)
-	}
+	})
 	return stmts
-}
-
-// unknownColumnError is a change naming a column the table does not have.
-type unknownColumnError struct {
-	table, column string
-}
-
-func (e *unknownColumnError) Error() string {
-	return fmt.Sprintf("table %s has no column %q: the edge's schema is out of date (re-sync it) or the column must be added to the central table", e.table, e.column)
 }
 
 // buildStmt turns one change into its statement.
@@ -642,7 +611,7 @@ func (st *applyStmt) where(t *applyTable, sb *strings.Builder, key cdc.Row) erro
 func (st *applyStmt) add(t *applyTable, f cdc.Field) error {
 	ci, ok := t.cols[f.Name]
 	if !ok {
-		return &unknownColumnError{table: st.table, column: f.Name}
+		return &cdc.UnknownColumnError{Table: st.table, Column: f.Name}
 	}
 	col := &t.def.table.Columns[ci]
 	v, err := argFor(col, &t.def.cols[ci], f.Value)

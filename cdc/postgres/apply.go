@@ -273,42 +273,11 @@ func (a *Applier) Apply(ctx context.Context, tag cdc.Tag, changes []cdc.Change) 
 // written gets its error in results and no statement.
 func (a *Applier) plan(ctx context.Context, changes []cdc.Change, results []cdc.ApplyResult) []stmt {
 	stmts := make([]stmt, 0, len(changes))
-	reloaded := map[string]bool{}
-	for i := range changes {
-		ch := &changes[i]
-		t, ok := a.table(ch.Table)
-		if !ok {
-			results[i].Err = fmt.Errorf("table %q is not one of the applier's tables (%s): correct the change's table name or add the table to the configured tables", ch.Table, strings.Join(a.cfg.Tables, ", "))
-			continue
-		}
-		st, err := build(t, ch)
-		var uc *unknownColumnError
-		if errors.As(err, &uc) && !reloaded[ch.Table] {
-			reloaded[ch.Table] = true
-			nt, rerr := a.reload(ctx, ch.Table)
-			if rerr != nil {
-				results[i].Err = fmt.Errorf("%w; re-reading the table's definition failed: %v", err, rerr)
-				continue
-			}
-			st, err = build(nt, ch)
-		}
-		if err != nil {
-			results[i].Err = err
-			continue
-		}
+	cdc.PlanChanges(ctx, changes, results, a.cfg.Tables, a.table, a.reload, build, func(i int, st stmt) {
 		st.idx = i
 		stmts = append(stmts, st)
-	}
+	})
 	return stmts
-}
-
-// unknownColumnError is a change naming a column the table does not have.
-type unknownColumnError struct {
-	table, column string
-}
-
-func (e *unknownColumnError) Error() string {
-	return fmt.Sprintf("table %s has no column %q: the edge's schema is out of date (re-sync it) or the column must be added to the central table", e.table, e.column)
 }
 
 // build turns one change into its statement.
@@ -446,7 +415,7 @@ func (st *stmt) where(t *applyTable, sb *strings.Builder, key cdc.Row) error {
 func (st *stmt) add(t *applyTable, f cdc.Field) error {
 	ci, ok := t.cols[f.Name]
 	if !ok {
-		return &unknownColumnError{table: st.table, column: f.Name}
+		return &cdc.UnknownColumnError{Table: st.table, Column: f.Name}
 	}
 	v, format, err := encodeParam(t.def.cols[ci].typ, f.Value)
 	if err != nil {

@@ -151,9 +151,9 @@ func TestBuildRefuses(t *testing.T) {
 		}
 	}
 	_, err := build(tb, &cases[0].ch)
-	var uc *unknownColumnError
-	if !errors.As(err, &uc) || uc.column != evil {
-		t.Errorf("unknown column error %v is not an unknownColumnError naming the column", err)
+	var uc *cdc.UnknownColumnError
+	if !errors.As(err, &uc) || uc.Column != evil {
+		t.Errorf("unknown column error %v is not a cdc.UnknownColumnError naming the column", err)
 	}
 }
 
