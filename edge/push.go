@@ -293,8 +293,8 @@ func (a *Agent) prepareBatch(ctx context.Context, conn *sql.Conn, inFlight strin
 	if err != nil || batchID == "" {
 		return nil, more, err
 	}
-	req := &syncproto.PushRequest{Edge: a.cfg.EdgeID, BatchID: batchID, SentAt: time.Now().Add(a.cfg.ClockSkew).UnixMicro(),
-		Changes: make([]syncproto.PushChange, len(items))}
+	// SentAt is set when the batch is sent (pushOnce).
+	req := &syncproto.PushRequest{Edge: a.cfg.EdgeID, BatchID: batchID, Changes: make([]syncproto.PushChange, len(items))}
 	for i := range items {
 		req.Changes[i] = items[i].change
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/synchub/synchub/hub"
 	"github.com/synchub/synchub/hub/audit"
 	"github.com/synchub/synchub/hub/conflict"
-	"github.com/synchub/synchub/hub/syncproto"
 )
 
 // pushSchema has a table per conflict policy, so one stack tests them all, plus a
@@ -106,7 +105,7 @@ func push(t testing.TB, a *edge.Agent) edge.PushReport {
 	return rep
 }
 
-// auditHas reports whether the audit log holds an event of action on table.
+// auditEvents returns the audit log's events of action on table ("" for any table).
 func (s *stack) auditEvents(action, table string) []audit.Event {
 	s.t.Helper()
 	ev, err := s.audit.Query(context.Background(), audit.Filter{Action: action, Table: table, Limit: 1000})
@@ -467,5 +466,3 @@ func postJSON(t testing.TB, url, body string, want int) []byte {
 	}
 	return out
 }
-
-var _ = syncproto.PushApplied
