@@ -100,6 +100,7 @@ type dashboardUser struct {
 type pushConfig struct {
 	MaxBatchChanges int           `yaml:"max_batch_changes"`
 	WaitTimeout     time.Duration `yaml:"wait_timeout"`
+	OrderWait       time.Duration `yaml:"order_wait"`
 	MetaPath        string        `yaml:"meta_path"`
 	DefaultPolicy   string        `yaml:"default_policy"`
 	DefaultTiebreak string        `yaml:"default_tiebreak"`
@@ -227,6 +228,7 @@ func defaultFileConfig() fileConfig {
 		Push: pushConfig{
 			MaxBatchChanges: h.Push.MaxBatchChanges,
 			WaitTimeout:     h.Push.WaitTimeout,
+			OrderWait:       h.Push.OrderWait,
 			MetaPath:        "./data/hub-meta.db",
 			DefaultPolicy:   string(conflict.DefaultPolicy),
 			DefaultTiebreak: string(conflict.DefaultTiebreak),
@@ -388,6 +390,7 @@ func (c fileConfig) hubConfig() hub.Config {
 	h.CompactInterval = c.Log.CompactInterval
 	h.API.MaxPageChanges, h.API.MaxWait = c.API.MaxPageChanges, c.API.MaxWait
 	h.Push.MaxBatchChanges, h.Push.WaitTimeout = c.Push.MaxBatchChanges, c.Push.WaitTimeout
+	h.Push.OrderWait = c.Push.OrderWait
 	h.Push.MetaPath = c.Push.MetaPath
 	h.Push.DefaultPolicy = conflict.TablePolicy{Policy: conflict.Policy(c.Push.DefaultPolicy), Tiebreak: conflict.Tiebreak(c.Push.DefaultTiebreak)}
 	h.Push.Policies = c.Push.Policies

@@ -90,6 +90,27 @@ func TestLoadConfig_EnvOverrides(t *testing.T) {
 	}
 }
 
+func TestLoadConfig_PushOrderWait(t *testing.T) {
+	cfg, err := loadConfig("../../deploy/hub.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.hubConfig().Push.OrderWait; got != 5*time.Second {
+		t.Fatalf("push.order_wait from the example file: %v, want 5s", got)
+	}
+	cfg, err = loadConfig(writeConfig(t, issueConfig+"push:\n  order_wait: 750ms\n"), []string{"SYNCHUB_PUSH_ORDER_WAIT=2s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.hubConfig().Push.OrderWait; got != 2*time.Second {
+		t.Fatalf("push.order_wait with an environment override: %v, want 2s", got)
+	}
+	cfg.Push.OrderWait = 0
+	if err := cfg.hubConfig().Push.Validate(nil); err == nil || !strings.Contains(err.Error(), "push.order_wait") {
+		t.Fatalf("order_wait 0: want an error naming push.order_wait, got %v", err)
+	}
+}
+
 func TestLoadConfig_BadEnv(t *testing.T) {
 	for _, env := range []string{"SYNCHUB_SOURCE_DNS=x", "SYNCHUB_INGEST_GROUP_MAX_CHANGES=many", "SYNCHUB_API_MAX_WAIT=30"} {
 		_, err := loadConfig("", []string{env})

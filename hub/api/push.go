@@ -20,9 +20,13 @@ import (
 // syncproto.PushRequest). The body may be gzip-compressed (Content-Encoding: gzip);
 // compressed or not, it may be at most Config.BodyLimit bytes. The answer is a
 // syncproto.PushResponse with one result per change. Re-sending a batch id returns the
-// stored answer. 400: malformed body; 409: the batch id belongs to another edge; 413:
-// too many changes or too large a body; 503: pushes unavailable, or the batch's
-// outcome not known yet (retry later with the same batch id).
+// stored answer. A batch naming the edge's previous, unanswered batch in "after" is
+// written only after that batch's write (see push.Service.Push). 400: malformed body, or
+// "after" naming another edge's batch; 409: the batch id belongs to another edge; 413:
+// too many changes or too large a body; 503: pushes unavailable, the batch's outcome
+// not known yet (retry later with the same batch id), or the batch it follows failed or
+// has not arrived (code batch_pending: re-send that batch first, then this one
+// unchanged).
 func (s *Server) handlePush(c *fiber.Ctx) error {
 	if s.deps.Push == nil {
 		return s.sendStatusError(c, fiber.StatusServiceUnavailable, "push_unavailable",

@@ -341,3 +341,41 @@ func TestAPI_RejectedRetryDiscard(t *testing.T) {
 		t.Fatalf("retry without actor: %d %s", resp.StatusCode, out)
 	}
 }
+
+// TestAPI_PushAfter: a batch naming the batch it follows is accepted; one whose
+// predecessor never reached the hub is answered 503 batch_pending, saying what to
+// re-send, within the push route's time budget (which includes push.order_wait).
+func TestAPI_PushAfter(t *testing.T) {
+	cfg := api.DefaultConfig()
+	cfg.RequestTimeout = time.Second
+	pcfg := noWaitConfig()
+	pcfg.OrderWait = 1500 * time.Millisecond
+	e := newPushEnv(t, cfg, pcfg)
+	resp, out := post(t, e.srv, "/v1/push", pushBody("b1", orderInsert(1, 1, "a")))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("b1: %d %s", resp.StatusCode, out)
+	}
+	after := func(batch, prev string, changes ...string) []byte {
+		return []byte(`{"edge":"till-1","batch_id":"` + batch + `","after":"` + prev + `","sent_at":0,"changes":[` + strings.Join(changes, ",") + `]}`)
+	}
+	resp, out = post(t, e.srv, "/v1/push", after("b2", "b1", orderInsert(1, 2, "b")))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(out), `"status":"applied"`) {
+		t.Fatalf("b2 after b1: %d %s", resp.StatusCode, out)
+	}
+	resp, out = post(t, e.srv, "/v1/push", after("b4", "b3", orderInsert(1, 4, "d")))
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("b4 after a batch that never arrived: %d %s, want 503", resp.StatusCode, out)
+	}
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("pending answer without Retry-After")
+	}
+	perr := decodeError(t, resp, out)
+	if perr.Code != "batch_pending" || !strings.Contains(perr.Message, "re-send b3 first") || !strings.Contains(perr.Message, "this batch unchanged") {
+		t.Fatalf("pending answer %+v, want code batch_pending naming the batch to re-send first", perr)
+	}
+	e.db.mu.Lock()
+	defer e.db.mu.Unlock()
+	if len(e.db.tags) != 2 {
+		t.Fatalf("writes %+v, want b1 and b2 only", e.db.tags)
+	}
+}

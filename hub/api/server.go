@@ -122,7 +122,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Server, error) {
 	s.app.Get("/v1/changes", s.withTimeout(cfg.RequestTimeout+cfg.MaxWait), edge, s.rateLimit, s.limitLongPolls, s.handleChanges)
 	pushTimeout := cfg.RequestTimeout
 	if deps.Push != nil {
-		pushTimeout += deps.Push.WaitTimeout()
+		pushTimeout += deps.Push.OrderWait() + deps.Push.WaitTimeout()
 	}
 	s.app.Post("/v1/push", s.withTimeout(pushTimeout), edge, s.rateLimit, s.handlePush)
 	// Admin routes: role viewer reads, role operator acts.

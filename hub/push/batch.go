@@ -145,7 +145,7 @@ func (s *Service) auditBatch(ctx context.Context, req syncproto.PushRequest, p *
 }
 
 // recoverBatch answers a re-send of a batch left "applying" (see the package comment).
-func (s *Service) recoverBatch(ctx context.Context, req syncproto.PushRequest, rec batchRecord) (syncproto.PushResponse, error) {
+func (s *Service) recoverBatch(ctx context.Context, req syncproto.PushRequest, rec batchRecord, fl *flight) (syncproto.PushResponse, error) {
 	var p plan
 	if err := json.Unmarshal(rec.plan, &p); err != nil {
 		return syncproto.PushResponse{}, fmt.Errorf("stored plan of batch %s: %w", req.BatchID, err)
@@ -183,7 +183,7 @@ func (s *Service) recoverBatch(ctx context.Context, req syncproto.PushRequest, r
 			if err := s.deleteBatch(ctx, req.BatchID); err != nil {
 				return syncproto.PushResponse{}, fmt.Errorf("drop record of batch %s: %w", req.BatchID, err)
 			}
-			return s.run(ctx, req, runOpts{origin: p.Origin, retryOf: p.RetryOf})
+			return s.run(ctx, req, runOpts{origin: p.Origin, retryOf: p.RetryOf, flight: fl})
 		}
 		return syncproto.PushResponse{}, errorf(KindPending,
 			"batch %s was being written when the hub stopped and its outcome is not known yet; re-send it later, it will not be applied twice", req.BatchID)
@@ -222,12 +222,16 @@ func (s *Service) landedVersion(ctx context.Context, batch string) (int64, bool,
 	return v, true, nil
 }
 
-// landedInRowIndex finds a row of the batch that origin wrote after head. Writes
-// attributed to the central database (origin "") cannot be told apart this way.
+// landedInRowIndex finds the rows of the batch that origin wrote after head and
+// returns the oldest of their versions: a batch of the same edge that followed this
+// one may have written some of the rows again since. Writes attributed to the central
+// database (origin "") cannot be told apart this way.
 func (s *Service) landedInRowIndex(ctx context.Context, origin string, head int64, writes []plannedWrite) (int64, bool, error) {
 	if origin == "" {
 		return 0, false, nil
 	}
+	var version int64
+	landed := false
 	for _, pw := range writes {
 		if pw.Failed {
 			continue
@@ -236,9 +240,9 @@ func (s *Service) landedInRowIndex(ctx context.Context, origin string, head int6
 		if err != nil {
 			return 0, false, fmt.Errorf("read row index of %s %s: %w", pw.Table, pw.Key, err)
 		}
-		if ok && info.Origin == origin && info.Version > head {
-			return info.Version, true, nil
+		if ok && info.Origin == origin && info.Version > head && (!landed || info.Version < version) {
+			version, landed = info.Version, true
 		}
 	}
-	return 0, false, nil
+	return version, landed, nil
 }

@@ -29,14 +29,21 @@ type Config struct {
 	// committed and applies the batch afresh (see Service). It covers clock differences
 	// between the hub and the central database.
 	LandingGrace time.Duration
+	// OrderWait bounds how long a batch sent with After (see syncproto.PushRequest)
+	// waits for the batch it follows: for that batch to reach the hub, and for its
+	// central-database write to complete. After it the batch is answered KindPending
+	// with nothing written, and the edge re-sends both in order.
+	OrderWait time.Duration
 }
 
-// DefaultConfig returns the defaults: policy lww, 1000 changes per batch, a 10 s wait.
+// DefaultConfig returns the defaults: policy lww, 1000 changes per batch, a 10 s wait
+// for capture, a 5 s wait for the batch a batch follows.
 func DefaultConfig() Config {
 	return Config{
 		MaxBatchChanges: 1000,
 		WaitTimeout:     10 * time.Second,
 		LandingGrace:    time.Minute,
+		OrderWait:       5 * time.Second,
 	}
 }
 
@@ -50,6 +57,8 @@ func (c Config) Validate(resolvers map[string]conflict.Resolver) error {
 		return fmt.Errorf("push.wait_timeout: %v; must not be negative (0 answers without waiting)", c.WaitTimeout)
 	case c.LandingGrace <= 0:
 		return fmt.Errorf("push.landing_grace: %v; must be positive, such as 1m", c.LandingGrace)
+	case c.OrderWait <= 0:
+		return fmt.Errorf("push.order_wait: %v; must be positive, such as 5s (how long a batch waits for the batch it follows)", c.OrderWait)
 	}
 	if err := c.Rules(resolvers).Validate(); err != nil {
 		return fmt.Errorf("push.policies: %w", err)

@@ -25,8 +25,10 @@
 //  2. Otherwise the row index is consulted: a row of the batch whose latest version is
 //     newer than the recorded head and was written by the pushing edge shows the write
 //     committed (this covers a hub that stopped between the change-log commit and the
-//     landed_batches insert). Edges push their batches one after another, so no later
-//     batch of the same edge can have written the row.
+//     landed_batches insert). A later batch of the same edge is written only after
+//     this batch's write returned (see Ordering), so such a row proves the write
+//     committed; the oldest such version is taken as the batch's, since the later
+//     batch may have written some of the rows again.
 //  3. Otherwise, once the change log holds a source transaction committed more than
 //     LandingGrace after the batch was recorded, the write cannot have committed (the
 //     source delivers in commit order), so the record is dropped and the batch is
@@ -39,6 +41,34 @@
 // reported applied if the row's latest version is the batch's version, and otherwise
 // rejected with code "constraint" and a reason saying the database's message was lost
 // (a later write to the same row can make an applied change look refused this way).
+//
+// # Ordering of one edge's batches
+//
+// An edge may send its next batch before the previous one is answered, naming that
+// previous batch in syncproto.PushRequest.After. The hub then decides and writes the
+// new batch only after the After batch's central-database write has completed (the
+// Applier returned, or the batch had nothing to write); it does not wait for that
+// batch's capture or answer. So an edge's batches are written in the order the edge
+// formed them, and a batch's conflict detection sees the writes of the batches before
+// it, while the capture wait of one batch overlaps the decisions and write of the next.
+//
+// Batches whose push is running are tracked in memory (registered under the batch's
+// lock before it is recorded, removed when its push returns). For a new batch with
+// After:
+//
+//   - After in flight: wait until its write returned. If it failed instead (the
+//     transaction was refused, its outcome is unknown, or it was answered with an
+//     error before writing), the batch is answered KindPending with nothing written:
+//     the edge re-sends After first, then this batch unchanged.
+//   - After recorded: done proceeds; "applying" (an interrupted write, outcome not
+//     known) is KindPending until After is re-sent and recovered. A batch of another
+//     edge is KindInvalid.
+//   - After unknown: it may still be on its way; the batch waits for it to arrive.
+//
+// All waiting together is bounded by Config.OrderWait, after which the batch is
+// answered KindPending. While it waits a batch holds only its own batch lock, never
+// the write section. A re-send of a recorded batch is answered from its record and
+// ignores After; retries of rejected changes and admin resolutions have no order.
 //
 // # Concurrency
 //

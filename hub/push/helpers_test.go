@@ -78,6 +78,10 @@ type fakeDB struct {
 	skipLanded bool
 	svc        *Service
 	wg         sync.WaitGroup
+	// before, when set, is called at the start of every Apply, outside the lock; an
+	// error fails the whole transaction. after is called when Apply returns.
+	before func(tag cdc.Tag) error
+	after  func(tag cdc.Tag)
 }
 
 type applyCall struct {
@@ -91,11 +95,21 @@ func newFakeDB(t testing.TB, store *changelog.SQLiteStore) *fakeDB {
 }
 
 func (f *fakeDB) Apply(ctx context.Context, tag cdc.Tag, changes []cdc.Change) ([]cdc.ApplyResult, error) {
+	var failTx error
+	if f.before != nil {
+		failTx = f.before(tag)
+	}
+	if f.after != nil {
+		defer f.after(tag)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.applies = append(f.applies, applyCall{tag: tag, changes: changes})
-	if f.failTx != nil {
-		return nil, f.failTx
+	if failTx == nil {
+		failTx = f.failTx
+	}
+	if failTx != nil {
+		return nil, failTx
 	}
 	if f.interrupt != nil {
 		interrupt := f.interrupt

@@ -55,8 +55,12 @@ type Service struct {
 	observer Observer
 
 	batchLocks keyedLocks
-	writeMu    sync.Mutex // conflict detection through the central-database write
-	resolveMu  sync.Mutex // conflict resolutions and rejected-change actions
+	flights    flights // batches whose push is running, for the batches that follow them
+	// orderWaitHook, when set, is called as a batch starts waiting for the batch it
+	// follows (tests use it to know the batch is waiting).
+	orderWaitHook func(batch, after string)
+	writeMu       sync.Mutex // conflict detection through the central-database write
+	resolveMu     sync.Mutex // conflict resolutions and rejected-change actions
 
 	mu      sync.Mutex
 	waiters map[string][]chan int64
@@ -106,15 +110,25 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 func (s *Service) Close() error { return s.db.Close() }
 
 // Push handles one batch. The answer has one result per change, in order. A re-sent
-// batch id gets the stored answer. Errors are *Error: KindInvalid for a malformed
-// request, KindTooLarge for too many changes, KindState for a batch id used by another
-// edge, KindPending and KindUnavailable when the edge should retry later.
+// batch id gets the stored answer. A new batch with After is decided and written only
+// after the write of the batch it follows has completed (see the package comment).
+// Errors are *Error: KindInvalid for a malformed request, KindTooLarge for too many
+// changes, KindState for a batch id used by another edge, KindPending and
+// KindUnavailable when the edge should retry later.
 func (s *Service) Push(ctx context.Context, req syncproto.PushRequest) (syncproto.PushResponse, error) {
 	if err := checkID("edge", req.Edge); err != nil {
 		return syncproto.PushResponse{}, errorf(KindInvalid, "%v; send the edge's id", err)
 	}
 	if err := checkID("batch_id", req.BatchID); err != nil {
 		return syncproto.PushResponse{}, errorf(KindInvalid, "%v; send a unique id per batch and re-send it unchanged on retry", err)
+	}
+	if req.After != "" {
+		if err := checkID("after", req.After); err != nil {
+			return syncproto.PushResponse{}, errorf(KindInvalid, "%v; send the batch id of this edge's previous unanswered batch, or leave it empty", err)
+		}
+		if req.After == req.BatchID {
+			return syncproto.PushResponse{}, errorf(KindInvalid, "after names the batch itself (%s); send the batch id of this edge's previous unanswered batch, or leave it empty", req.BatchID)
+		}
 	}
 	if n := len(req.Changes); n > s.cfg.MaxBatchChanges {
 		return syncproto.PushResponse{}, errorf(KindTooLarge, "batch %s holds %d changes; the hub accepts at most %d per batch, send smaller batches",
@@ -137,15 +151,36 @@ func (s *Service) Push(ctx context.Context, req syncproto.PushRequest) (syncprot
 			}
 			return resp, nil
 		}
-		return s.recoverBatch(ctx, req, rec)
 	}
-	return s.run(ctx, req, runOpts{origin: req.Edge})
+	// From here the batch is in flight: a batch that follows it waits for its write.
+	// The deferred end lands the flight as failed on any exit before the write
+	// completed, a panic included.
+	fl := s.flights.start(req.BatchID, req.Edge)
+	ok := false
+	defer func() { s.flights.end(req.BatchID, fl, ok) }()
+	var resp syncproto.PushResponse
+	if found {
+		// A re-send of a recorded batch ignores After: it was ordered when it first ran.
+		resp, err = s.recoverBatch(ctx, req, rec, fl)
+	} else {
+		if req.After != "" {
+			if err := s.awaitPredecessor(ctx, req); err != nil {
+				return syncproto.PushResponse{}, err
+			}
+		}
+		resp, err = s.run(ctx, req, runOpts{origin: req.Edge, flight: fl})
+	}
+	ok = err == nil
+	return resp, err
 }
 
 // runOpts vary a batch run for retries of rejected changes.
 type runOpts struct {
 	origin  string // the write's Tag.Origin
 	retryOf int64  // the rejected change being retried; 0 for a push
+	// flight is landed once the batch's central-database write completed; nil for
+	// runs no batch can follow (retries of rejected changes).
+	flight *flight
 }
 
 // plan is a batch's decisions, persisted while its write is in flight.
@@ -301,6 +336,8 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 	}
 	s.writeMu.Unlock()
 	locked = false
+	// The write is done (or there was none): the batch that follows may run.
+	o.flight.land(true)
 
 	var version int64
 	if written > 0 {
@@ -522,3 +559,7 @@ func (k *keyedLocks) lock(key string) (unlock func()) {
 // WaitTimeout is how long a push may wait for its write to be captured; the API adds
 // it to the request timeout of push routes.
 func (s *Service) WaitTimeout() time.Duration { return s.cfg.WaitTimeout }
+
+// OrderWait is how long a push may wait for the batch it follows; the API adds it to
+// the request timeout of push routes.
+func (s *Service) OrderWait() time.Duration { return s.cfg.OrderWait }

@@ -43,7 +43,18 @@ type PushRequest struct {
 	// SentAt is the edge's wall clock when it sent the batch, Unix microseconds. The hub
 	// compares it with its own clock to estimate the edge's clock skew and corrects the
 	// changes' HLC timestamps by it before last-writer-wins comparisons.
-	SentAt  int64        `json:"sent_at"`
+	SentAt int64 `json:"sent_at"`
+	// After is the batch id of the same edge's previous batch when that batch was still
+	// unanswered as this one was sent (empty otherwise). It lets an edge send its next
+	// batch without waiting for the answer to the previous one: the hub decides and
+	// writes this batch only after the After batch's write to the central database has
+	// completed (it does not wait for that batch's capture or answer), so the edge's
+	// batches reach the central database in the order it formed them. If the After
+	// batch failed, is in an unknown state, or has not reached the hub within the hub's
+	// push.order_wait, this batch is answered 503 (code "batch_pending") with nothing
+	// written: re-send the After batch first, then this one unchanged. A re-send of a
+	// batch the hub already holds is answered as stored, whatever After says.
+	After   string       `json:"after,omitempty"`
 	Changes []PushChange `json:"changes"`
 }
 
