@@ -56,7 +56,7 @@ type Agent struct {
 	// holds pullMu through its long poll, and a push must not wait for it.
 	pushMu sync.Mutex
 	pconn  *sql.Conn
-	// pstmts are statements prepared on pconn, by SQL text (see pushExec).
+	// pstmts are statements prepared on pconn, by SQL text (see pushStmt).
 	pstmts map[string]*sql.Stmt
 	pscan  rowScanner
 

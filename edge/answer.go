@@ -35,19 +35,27 @@ func (a *Agent) applyAnswer(ctx context.Context, conn *sql.Conn, id string, item
 			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
-	if _, err := conn.ExecContext(ctx, `DELETE FROM _synchub_outbox WHERE batch_id = ?`, id); err != nil {
-		return nil, fmt.Errorf("delete batch %s from the outbox: %w", id, err)
+	if err := dropBatch(ctx, conn, id); err != nil {
+		return nil, err
 	}
 	now := time.Now().UnixMicro()
+	var pushed pushedRows
 	for _, it := range items {
 		res := byID[it.change.ID]
+		if res.Status != syncproto.PushApplied {
+			// What follows may write the same rows' versions: record the pushed ones
+			// first, in answer order.
+			if err := a.storePushed(ctx, conn, &pushed); err != nil {
+				return nil, fmt.Errorf("apply the hub's answer to batch %s: %w", id, err)
+			}
+		}
 		ev := ConflictEvent{BatchID: id, Table: it.t.source, Key: it.change.Key, Op: it.change.Op, Status: res.Status,
 			Outcome: res.Outcome, Policy: res.Policy, ConflictID: res.ConflictID, Local: it.change.Row, Winner: res.Row,
 			Version: res.Version, Reason: res.Reason, Code: res.Code}
 		switch res.Status {
 		case syncproto.PushApplied:
 			rep.Applied++
-			err = a.recordPushed(ctx, conn, it, res.Version)
+			pushed.add(it, res.Version)
 		case syncproto.PushConflict:
 			rep.Conflicts++
 			switch {
@@ -81,6 +89,9 @@ func (a *Agent) applyAnswer(ctx context.Context, conn *sql.Conn, id string, item
 			return nil, fmt.Errorf("apply the hub's answer for change %d of batch %s: %w", it.change.ID, id, err)
 		}
 	}
+	if err := a.storePushed(ctx, conn, &pushed); err != nil {
+		return nil, fmt.Errorf("apply the hub's answer to batch %s: %w", id, err)
+	}
 	if err := commitApplying(ctx, conn); err != nil {
 		return nil, err
 	}
@@ -89,45 +100,151 @@ func (a *Agent) applyAnswer(ctx context.Context, conn *sql.Conn, id string, item
 }
 
 // recordPushed records that a row's local state is what the hub wrote from the edge's
-// change: its version (the answer's, or else the change's base until the change log
-// shows the write) marked as pushed. A deleted row keeps such an entry too, so that an
-// older pulled change does not bring it back.
+// change (see pushedRows); for a conflict the hub resolved to the edge's own row.
 func (a *Agent) recordPushed(ctx context.Context, conn *sql.Conn, it batchItem, version int64) error {
+	var p pushedRows
+	p.add(it, version)
+	return a.storePushed(ctx, conn, &p)
+}
+
+// pushedRows collects the rows of an answer the hub applied as pushed, to record them
+// with a few statements per table instead of three per row. Each row's version (the
+// answer's, or else the change's base until the change log shows the write) is
+// recorded as pushed; a deleted row keeps such an entry too, so that an older pulled
+// change does not bring it back. Rows with later local writes still in the outbox get
+// those writes rebased (see rebaseLater).
+type pushedRows struct {
+	versions map[pushedKey][]string  // key texts by table and version
+	rebase   map[string][]rebaseItem // items answered with a version, by table
+	order    []pushedKey
+}
+
+type rebaseItem struct {
+	it      batchItem
+	version int64
+}
+
+type pushedKey struct {
+	tbl     string
+	version int64
+}
+
+func (p *pushedRows) add(it batchItem, version int64) {
 	f, l := it.g.first(), it.g.last()
 	if version <= 0 {
 		version = f.baseVersion
-	} else if err := a.rebaseLater(ctx, conn, it, version); err != nil {
-		return err
+	} else {
+		if p.rebase == nil {
+			p.rebase = map[string][]rebaseItem{}
+		}
+		p.rebase[it.t.source] = append(p.rebase[it.t.source], rebaseItem{it, version})
 	}
-	if it.c.op == 'd' {
-		return a.execSetPushedText(ctx, conn, it.t.source, f.ktext, version)
+	k := pushedKey{it.t.source, version}
+	if p.versions == nil {
+		p.versions = map[pushedKey][]string{}
 	}
-	if f.ktext != l.nktext {
-		if err := a.execSetPushedText(ctx, conn, it.t.source, f.ktext, version); err != nil {
+	if _, ok := p.versions[k]; !ok {
+		p.order = append(p.order, k)
+	}
+	if it.c.op == 'd' || f.ktext != l.nktext {
+		p.versions[k] = append(p.versions[k], f.ktext)
+	}
+	if it.c.op != 'd' {
+		p.versions[k] = append(p.versions[k], l.nktext)
+	}
+}
+
+// storePushed writes what p collected and empties it.
+func (a *Agent) storePushed(ctx context.Context, conn *sql.Conn, p *pushedRows) error {
+	for tbl, items := range p.rebase {
+		if err := a.rebaseLater(ctx, conn, tbl, items); err != nil {
 			return err
 		}
 	}
-	return a.execSetPushedText(ctx, conn, it.t.source, l.nktext, version)
+	for _, k := range p.order {
+		list, err := json.Marshal(p.versions[k])
+		if err != nil {
+			return err
+		}
+		st, done, err := a.pushStmt(ctx, conn, setPushedSQL)
+		if err == nil {
+			_, err = st.ExecContext(ctx, k.tbl, k.version, string(list))
+			done()
+		}
+		if err != nil {
+			return fmt.Errorf("record the versions of pushed rows of %s: %w", k.tbl, err)
+		}
+	}
+	*p = pushedRows{}
+	return nil
 }
 
-// rebaseLater moves the base of the row's later local writes (written while this batch
-// was on its way, still in the outbox) to what the hub now holds: the pushed row at
-// version. Their base was the row before the pushed write, and a merge against that
-// stale base would count the pushed write's fields as changed again by the edge.
-func (a *Agent) rebaseLater(ctx context.Context, conn *sql.Conn, it batchItem, version int64) error {
-	l := it.g.last()
-	var base any
-	if l.op != 'd' {
-		base = string(l.row)
+// setPushedSQL records the key texts in the JSON array ?3 of table ?1 at version ?2.
+// "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint.
+const setPushedSQL = `INSERT INTO _synchub_rowver (tbl, ktext, version, pushed) SELECT ?1, value, ?2, 1 FROM json_each(?3) WHERE true
+		ON CONFLICT (tbl, ktext) DO UPDATE SET version = max(version, excluded.version), pushed = 1`
+
+// laterWritesSQL returns the indexes, in the JSON array ?2 of key texts of table ?1, of
+// rows that have entries in the outbox. CROSS JOIN makes SQLite walk the array and
+// probe the outbox indexes, rather than scan the table's entries per array element.
+const laterWritesSQL = `SELECT m.key FROM json_each(?2) AS m CROSS JOIN _synchub_outbox AS o
+		WHERE o.tbl = ?1 AND o.nktext = m.value AND o.ktext = m.value
+	UNION SELECT m.key FROM json_each(?2) AS m CROSS JOIN _synchub_outbox AS o
+		WHERE o.tbl = ?1 AND o.ktext = m.value AND o.ktext <> o.nktext`
+
+// rebaseLater moves the base of the rows' later local writes (written while their
+// batch was on its way, still in the outbox) to what the hub now holds: the pushed row
+// at its new version. Their base was the row before the pushed write, and a merge
+// against that stale base would count the pushed write's fields as changed again by
+// the edge. One query finds the rows that have later writes (usually none).
+func (a *Agent) rebaseLater(ctx context.Context, conn *sql.Conn, tbl string, items []rebaseItem) error {
+	keys := make([]string, len(items))
+	for i, r := range items {
+		keys[i] = r.it.g.last().nktext
 	}
-	// The two statements match the two outbox indexes: entries that keep the row's key
-	// (nktext = ktext) and entries that change it (ktext <> nktext).
-	for _, q := range []string{
-		`UPDATE _synchub_outbox SET base_version = ?1, base_json = ?2 WHERE tbl = ?3 AND nktext = ?4 AND ktext = ?4`,
-		`UPDATE _synchub_outbox SET base_version = ?1, base_json = ?2 WHERE tbl = ?3 AND ktext = ?4 AND ktext <> nktext`,
-	} {
-		if err := a.pushExec(ctx, conn, q, version, base, it.t.source, l.nktext); err != nil {
-			return fmt.Errorf("rebase later local writes of a row of %s: %w", it.t.source, err)
+	list, err := json.Marshal(keys)
+	if err != nil {
+		return err
+	}
+	st, done, err := a.pushStmt(ctx, conn, laterWritesSQL)
+	if err != nil {
+		return fmt.Errorf("look up later local writes of %s: %w", tbl, err)
+	}
+	defer done()
+	rows, err := st.QueryContext(ctx, tbl, string(list))
+	if err != nil {
+		return fmt.Errorf("look up later local writes of %s: %w", tbl, err)
+	}
+	var hits []int
+	for rows.Next() {
+		var i int
+		if err := rows.Scan(&i); err != nil {
+			rows.Close()
+			return fmt.Errorf("look up later local writes of %s: %w", tbl, err)
+		}
+		hits = append(hits, i)
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("look up later local writes of %s: %w", tbl, err)
+	}
+	for _, i := range hits {
+		if i < 0 || i >= len(items) {
+			return fmt.Errorf("look up later local writes of %s: index %d out of range", tbl, i)
+		}
+		l, version := items[i].it.g.last(), items[i].version
+		var base any
+		if l.op != 'd' {
+			base = string(l.row)
+		}
+		// The two statements match the two outbox indexes: entries that keep the row's
+		// key (nktext = ktext) and entries that change it (ktext <> nktext).
+		for _, q := range []string{
+			`UPDATE _synchub_outbox SET base_version = ?1, base_json = ?2 WHERE tbl = ?3 AND nktext = ?4 AND ktext = ?4`,
+			`UPDATE _synchub_outbox SET base_version = ?1, base_json = ?2 WHERE tbl = ?3 AND ktext = ?4 AND ktext <> nktext`,
+		} {
+			if _, err := conn.ExecContext(ctx, q, version, base, tbl, l.nktext); err != nil {
+				return fmt.Errorf("rebase later local writes of a row of %s: %w", tbl, err)
+			}
 		}
 	}
 	return nil
@@ -214,36 +331,24 @@ func deleteSQL(t *table) string {
 	return b.String()
 }
 
-const setPushedSQL = `INSERT INTO _synchub_rowver (tbl, ktext, version, pushed) VALUES (?, ?, ?, 1)
-		ON CONFLICT (tbl, ktext) DO UPDATE SET version = max(version, excluded.version), pushed = 1`
-
-func (a *Agent) execSetPushedText(ctx context.Context, conn *sql.Conn, tbl, ktext string, version int64) error {
-	if err := a.pushExec(ctx, conn, setPushedSQL, tbl, ktext, version); err != nil {
-		return fmt.Errorf("record the version of a row of %s: %w", tbl, err)
+// pushStmt returns query prepared on conn: once for the push's own connection, where
+// it is kept (re-parsing per batch cost more than running it), else for one use, to be
+// closed by the caller (done reports which).
+func (a *Agent) pushStmt(ctx context.Context, conn *sql.Conn, query string) (st *sql.Stmt, done func(), err error) {
+	if st := a.pstmts[query]; st != nil && conn == a.pconn {
+		return st, func() {}, nil
 	}
-	return nil
-}
-
-// pushExec runs a statement the push repeats for every row of an answer, prepared once
-// on the push's connection (re-parsing it per row cost more than running it).
-func (a *Agent) pushExec(ctx context.Context, conn *sql.Conn, query string, args ...any) error {
-	st := a.pstmts[query]
-	if st == nil || conn != a.pconn {
-		var err error
-		if st, err = conn.PrepareContext(ctx, query); err != nil {
-			return err
-		}
-		if conn == a.pconn {
-			if a.pstmts == nil {
-				a.pstmts = map[string]*sql.Stmt{}
-			}
-			a.pstmts[query] = st
-		} else {
-			defer st.Close()
-		}
+	if st, err = conn.PrepareContext(ctx, query); err != nil {
+		return nil, nil, err
 	}
-	_, err := st.ExecContext(ctx, args...)
-	return err
+	if conn != a.pconn {
+		return st, func() { st.Close() }, nil
+	}
+	if a.pstmts == nil {
+		a.pstmts = map[string]*sql.Stmt{}
+	}
+	a.pstmts[query] = st
+	return st, func() {}, nil
 }
 
 func execDropVersionText(ctx context.Context, conn *sql.Conn, tbl, ktext string) error {

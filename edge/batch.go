@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,15 +19,27 @@ import (
 // lost answer or a crash is the same batch. Entries that collapse to nothing are
 // deleted; entries that cannot be encoded are moved to _synchub_rejected. batchID is
 // empty when there is nothing to send; more then says whether entries remain.
-func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, inFlight string, rep *PushReport) (batchID string, items []batchItem, more bool, err error) {
+//
+// inFlight are the ids of batches sent and not answered yet, which are not returned
+// again; busy are the rows they write. A new batch stops before the first row in busy,
+// so that no two unanswered batches write the same row: the hub may then decide them
+// while the earlier one is still being captured, and no answer moves the base of a
+// change already sent.
+func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, inFlight []string, busy rowSet, rep *PushReport) (batchID string, items []batchItem, more bool, err error) {
 	tables := a.catalogue()
 	var open string
-	if err := conn.QueryRowContext(ctx, `SELECT COALESCE((SELECT batch_id FROM _synchub_outbox WHERE batch_id IS NOT NULL AND batch_id <> ? ORDER BY seq LIMIT 1), '')`, inFlight).Scan(&open); err != nil {
+	// INDEXED BY: without it SQLite walks the whole outbox in seq order to find the few
+	// entries that belong to a formed batch.
+	if err := conn.QueryRowContext(ctx, `SELECT COALESCE((SELECT batch_id FROM _synchub_outbox INDEXED BY _synchub_outbox_batched
+		WHERE batch_id IS NOT NULL AND batch_id NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT 1), '')`, idList(inFlight)).Scan(&open); err != nil {
 		return "", nil, false, fmt.Errorf("read the outbox: %w", err)
 	}
 	if open != "" {
 		entries, err := readOutbox(ctx, conn, `SELECT `+outboxColumns+` FROM _synchub_outbox WHERE batch_id = ? ORDER BY seq`, open)
 		if err != nil {
+			return "", nil, false, err
+		}
+		if err := loadStamps(ctx, conn, open, entries); err != nil {
 			return "", nil, false, err
 		}
 		items, bad := buildItems(tables, groupEntries(entries))
@@ -64,12 +78,16 @@ func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, inFlight string, 
 	if len(groups) > a.cfg.PushBatch {
 		groups, more = groups[:a.cfg.PushBatch], true
 	}
-	id := uuid.NewString()
-	mark, err := conn.PrepareContext(ctx, markBatchSQL)
-	if err != nil {
-		return "", nil, false, fmt.Errorf("prepare marking a batch: %w", err)
+	for i, g := range groups {
+		if busy.touches(g) {
+			// A later write of a row whose push is still unanswered: it waits for that
+			// answer (which moves its base), and so does everything after it.
+			groups, more = groups[:i], true
+			break
+		}
 	}
-	defer mark.Close()
+	id := uuid.NewString()
+	var marks markList
 	var events []ConflictEvent
 	for _, g := range groups {
 		c := collapse(g)
@@ -91,9 +109,7 @@ func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, inFlight string, 
 			for _, e := range g.entries {
 				e.hlc, e.batch = pc.HLC, id
 			}
-			if err := markBatch(ctx, mark, g.seqs(), id, pc.HLC); err != nil {
-				return "", nil, false, err
-			}
+			marks.add(g, pc.HLC)
 			items = append(items, batchItem{g: g, t: t, c: c, change: pc})
 			continue
 		}
@@ -104,6 +120,9 @@ func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, inFlight string, 
 		rep.Rejected++
 	}
 	if len(items) > 0 {
+		if err := marks.store(ctx, conn, id); err != nil {
+			return "", nil, false, err
+		}
 		if err := setMetaOn(ctx, conn, metaHLC, a.clock.current().String()); err != nil {
 			return "", nil, false, err
 		}
@@ -122,6 +141,35 @@ func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, inFlight string, 
 		return "", nil, more || len(groups) > 0, nil
 	}
 	return id, items, true, nil
+}
+
+// rowSet holds rows (table and key text) of batches sent and not yet answered.
+type rowSet map[[2]string]struct{}
+
+// addItems adds the rows the items write, under their old and new keys.
+func (r rowSet) addItems(items []batchItem) {
+	for _, it := range items {
+		for _, e := range it.g.entries {
+			r[[2]string{e.tbl, e.ktext}] = struct{}{}
+			r[[2]string{e.tbl, e.nktext}] = struct{}{}
+		}
+	}
+}
+
+// touches reports whether any entry of g writes a row in r.
+func (r rowSet) touches(g *outGroup) bool {
+	if len(r) == 0 {
+		return false
+	}
+	for _, e := range g.entries {
+		if _, ok := r[[2]string{e.tbl, e.ktext}]; ok {
+			return true
+		}
+		if _, ok := r[[2]string{e.tbl, e.nktext}]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // badGroup is a group of a formed batch that can no longer be encoded.
@@ -185,18 +233,92 @@ func (a *Agent) rejectGroups(ctx context.Context, conn *sql.Conn, id string, bad
 	return nil
 }
 
-// markBatch stores the batch id and HLC stamp on outbox entries; st is
-// markBatchSQL prepared on the push connection.
-func markBatch(ctx context.Context, st *sql.Stmt, seqs []int64, id, hlc string) error {
-	for _, s := range seqs {
-		if _, err := st.ExecContext(ctx, id, hlc, s); err != nil {
-			return fmt.Errorf("mark outbox entry %d for batch %s: %w", s, id, err)
+// markList collects the outbox entries of a batch being formed and the HLC stamps of
+// its changes, to be stored with two statements: one UPDATE per entry, or stamps
+// written onto each entry, cost more than forming the rest of the batch.
+type markList struct {
+	seqs   []byte // JSON array of the entries' seqs
+	stamps []byte // JSON object: a change's id (its last entry's seq) → its HLC stamp
+}
+
+func (m *markList) add(g *outGroup, hlc string) {
+	for _, e := range g.entries {
+		m.seqs = appendListItem(m.seqs, '[')
+		m.seqs = strconv.AppendInt(m.seqs, e.seq, 10)
+	}
+	m.stamps = appendListItem(m.stamps, '{')
+	m.stamps = append(m.stamps, '"')
+	m.stamps = strconv.AppendInt(m.stamps, g.last().seq, 10)
+	m.stamps = append(m.stamps, '"', ':')
+	m.stamps = strconv.AppendQuote(m.stamps, hlc)
+}
+
+func appendListItem(b []byte, open byte) []byte {
+	if len(b) == 0 {
+		return append(b, open)
+	}
+	return append(b, ',')
+}
+
+// store writes the batch id onto the collected entries and records the stamps.
+func (m *markList) store(ctx context.Context, conn *sql.Conn, id string) error {
+	if len(m.seqs) == 0 {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, `UPDATE _synchub_outbox SET batch_id = ?1 WHERE seq IN (SELECT value FROM json_each(?2))`,
+		id, string(append(m.seqs, ']'))); err != nil {
+		return fmt.Errorf("mark the outbox entries of batch %s: %w", id, err)
+	}
+	if _, err := conn.ExecContext(ctx, `INSERT OR REPLACE INTO _synchub_batch_stamps (batch_id, stamps) VALUES (?, ?)`,
+		id, string(append(m.stamps, '}'))); err != nil {
+		return fmt.Errorf("record the stamps of batch %s: %w", id, err)
+	}
+	return nil
+}
+
+// loadStamps sets the HLC stamps recorded for batch id on its entries. Entries of
+// batches formed before stamps were recorded this way keep the stamp of their hlc
+// column.
+func loadStamps(ctx context.Context, conn *sql.Conn, id string, entries []*outEntry) error {
+	var raw string
+	err := conn.QueryRowContext(ctx, `SELECT stamps FROM _synchub_batch_stamps WHERE batch_id = ?`, id).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the stamps of batch %s: %w", id, err)
+	}
+	var stamps map[string]string
+	if err := json.Unmarshal([]byte(raw), &stamps); err != nil {
+		return fmt.Errorf("read the stamps of batch %s: %w", id, err)
+	}
+	for _, e := range entries {
+		if h, ok := stamps[strconv.FormatInt(e.seq, 10)]; ok {
+			e.hlc = h
 		}
 	}
 	return nil
 }
 
-const markBatchSQL = `UPDATE _synchub_outbox SET batch_id = ?, hlc = ? WHERE seq = ?`
+// dropBatch deletes batch id's entries and stamps.
+func dropBatch(ctx context.Context, conn *sql.Conn, id string) error {
+	if _, err := conn.ExecContext(ctx, `DELETE FROM _synchub_outbox WHERE batch_id = ?`, id); err != nil {
+		return fmt.Errorf("delete batch %s from the outbox: %w", id, err)
+	}
+	if _, err := conn.ExecContext(ctx, `DELETE FROM _synchub_batch_stamps WHERE batch_id = ?`, id); err != nil {
+		return fmt.Errorf("delete the stamps of batch %s: %w", id, err)
+	}
+	return nil
+}
+
+// idList encodes batch ids as a JSON array for json_each.
+func idList(ids []string) string {
+	if len(ids) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(ids)
+	return string(b)
+}
 
 func deleteEntries(ctx context.Context, conn *sql.Conn, seqs []int64) error {
 	for _, s := range seqs {
@@ -259,8 +381,8 @@ func (a *Agent) rejectBatch(ctx context.Context, conn *sql.Conn, id string, item
 			Local: pc.Row, Reason: reason, Code: code})
 		rep.Rejected++
 	}
-	if _, err := conn.ExecContext(ctx, `DELETE FROM _synchub_outbox WHERE batch_id = ?`, id); err != nil {
-		return nil, fmt.Errorf("delete batch %s from the outbox: %w", id, err)
+	if err := dropBatch(ctx, conn, id); err != nil {
+		return nil, err
 	}
 	if err := commitApplying(ctx, conn); err != nil {
 		return nil, err

@@ -52,6 +52,11 @@ type Config struct {
 	// PushBatch is the most changes sent in one push (1..10000); the hub accepts at most
 	// its push.max_batch_changes (1000 by default) per batch.
 	PushBatch int
+	// PushPipeline is how many batches may be on their way to the hub at once (1..16).
+	// With more than one, the agent sends the next batch while the hub still works on
+	// the previous one (each names the one it follows, and the hub writes them in that
+	// order); 1 waits for each answer before sending the next batch.
+	PushPipeline int
 	// PushInterval is how often Run looks for local writes to push (more than 0).
 	PushInterval time.Duration
 	// OnConflict, when set, is called after a push answer that resolved a conflict or
@@ -84,6 +89,7 @@ func DefaultConfig() Config {
 		ErrorLogInterval: time.Minute,
 		BusyTimeout:      5 * time.Second,
 		PushBatch:        1000,
+		PushPipeline:     3,
 		PushInterval:     time.Second,
 	}
 }
@@ -153,6 +159,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("edge config: busy_timeout is %v; set 0 or more", c.BusyTimeout)
 	case c.PushBatch < 1 || c.PushBatch > 10000:
 		return fmt.Errorf("edge config: push_batch is %d; set it between 1 and 10000", c.PushBatch)
+	case c.PushPipeline < 1 || c.PushPipeline > 16:
+		return fmt.Errorf("edge config: push_pipeline is %d; set it between 1 (one batch at a time) and 16", c.PushPipeline)
 	case c.PushInterval <= 0:
 		return fmt.Errorf("edge config: push_interval is %v; set a positive duration such as 1s", c.PushInterval)
 	}

@@ -24,10 +24,18 @@ import (
 // Columns missing from raw are left out. A value that does not fit its column's kind
 // is an error naming the column.
 func encodeObject(t *table, raw []byte, idx []int) ([]byte, error) {
-	var m map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&m); err != nil {
+	// One pass over the object, without a map: a batch encodes thousands of them.
+	vals := make([][]byte, len(t.cols))
+	if _, err := eachMember(raw, 0, func(key, b []byte, i int) (int, error) {
+		end, err := scanValue(b, i)
+		if err != nil {
+			return 0, err
+		}
+		if ci, ok := t.byName[string(key)]; ok {
+			vals[ci] = b[i:end] // as with a map, the last of repeated names counts
+		}
+		return end, nil
+	}); err != nil {
 		return nil, fmt.Errorf("%s: captured row is not a JSON object: %w", t.source, err)
 	}
 	if idx == nil {
@@ -41,8 +49,8 @@ func encodeObject(t *table, raw []byte, idx []int) ([]byte, error) {
 	first := true
 	for _, ci := range idx {
 		c := &t.cols[ci]
-		v, ok := m[c.name]
-		if !ok {
+		v := vals[ci]
+		if v == nil {
 			continue
 		}
 		val, err := capturedValue(c.kind, v)

@@ -107,6 +107,9 @@ var localDDL = []string{
 	`CREATE INDEX IF NOT EXISTS _synchub_outbox_nkey ON _synchub_outbox (tbl, nktext)`,
 	`CREATE INDEX IF NOT EXISTS _synchub_outbox_rekeyed ON _synchub_outbox (tbl, ktext) WHERE ktext <> nktext`,
 	`CREATE INDEX IF NOT EXISTS _synchub_outbox_batched ON _synchub_outbox (batch_id) WHERE batch_id IS NOT NULL`,
+	// The HLC stamps of a formed batch's changes, kept until its answer so that a
+	// re-send is the same batch: a JSON object from change id to stamp.
+	`CREATE TABLE IF NOT EXISTS _synchub_batch_stamps (batch_id TEXT PRIMARY KEY, stamps TEXT NOT NULL)`,
 	`DROP INDEX IF EXISTS _synchub_outbox_key`,
 	`DROP INDEX IF EXISTS _synchub_outbox_batch`,
 	// pushed is 1 while a row's local data comes from the edge's own push (its answer)

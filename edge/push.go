@@ -184,6 +184,13 @@ type batchItem struct {
 // pushOnce forms (or re-forms, after a lost answer) batches, sends them and applies
 // the answers, for as long as the outbox has whole batches to send and no push fails
 // (see PushNow). more reports whether the outbox may hold more to send.
+//
+// Up to Config.PushPipeline batches are on their way at once. Each names the batch
+// sent before it that is still unanswered (PushRequest.After), and the hub writes it
+// only after that one; no two unanswered batches write the same row (see formBatch).
+// Answers are applied in the order the batches were sent. When a push fails, no new
+// batch is sent; the answers of those already sent are still applied when they come,
+// and the failed batch (with any that failed behind it) stays open for a re-send.
 func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err error) {
 	a.pushMu.Lock()
 	defer a.pushMu.Unlock()
@@ -213,72 +220,78 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 	if err != nil {
 		return rep, false, err
 	}
-	out, more, err := a.prepareBatch(ctx, conn, "", &rep)
-	if err != nil || out == nil {
-		if err == nil {
-			err = a.refreshCounts(ctx, conn)
-		}
-		return rep, more, err
-	}
+	depth := max(a.cfg.PushPipeline, 1)
+	var sent []*outgoing // in sending order, unanswered
+	busy := rowSet{}
+	more = true
+	var failed error // the first failure; nothing more is sent after it
 	for {
-		answer := make(chan pushAnswer, 1)
-		// sent_at is the moment of sending: the hub measures the edge's clock offset by it,
-		// so it must not include the time the batch waited behind the previous one.
-		out.req.SentAt = time.Now().Add(a.cfg.ClockSkew).UnixMicro()
-		go func(out *outgoing) {
-			resp, err := a.client.push(ctx, out.req)
-			answer <- pushAnswer{resp, err}
-		}(out)
-		// Form the next batch while the hub works on this one.
-		var next *outgoing
-		var nextErr error
-		if more {
-			next, more, nextErr = a.prepareBatch(ctx, conn, out.id, &rep)
-		}
-		ans := <-answer
-		if err := a.finishBatch(ctx, conn, out, ans, &rep); err != nil {
-			return rep, false, err
-		}
-		if nextErr != nil {
-			return rep, false, nextErr
-		}
-		if next != nil && sharesRows(out, next) {
-			// The answer moved the base of rows the next batch also writes: form it
-			// again (same id) so it carries the new base.
-			if next, more, err = a.prepareBatch(ctx, conn, "", &rep); err != nil {
-				return rep, false, err
+		for failed == nil && more && len(sent) < depth && !a.closed.Load() {
+			ids := make([]string, len(sent))
+			for i, o := range sent {
+				ids[i] = o.id
 			}
+			var next *outgoing
+			next, more, err = a.prepareBatch(ctx, conn, ids, busy, &rep)
+			if err != nil {
+				failed = err
+				break
+			}
+			if next == nil {
+				break // nothing to send now; more says whether it waits for an answer
+			}
+			if len(sent) > 0 {
+				next.req.After = sent[len(sent)-1].id
+			}
+			// sent_at is the moment of sending: the hub measures the edge's clock offset
+			// by it, so it must not include the time the batch waited to be sent.
+			next.req.SentAt = time.Now().Add(a.cfg.ClockSkew).UnixMicro()
+			next.answer = make(chan pushAnswer, 1)
+			go func(out *outgoing) {
+				resp, err := a.client.push(ctx, out.req)
+				out.answer <- pushAnswer{resp, err}
+			}(next)
+			sent = append(sent, next)
+			busy.addItems(next.items)
 		}
-		if next == nil || a.closed.Load() {
+		if len(sent) == 0 {
+			if failed != nil {
+				return rep, false, failed
+			}
 			if err := a.refreshCounts(ctx, conn); err != nil {
 				return rep, false, err
 			}
 			rep.Pending = a.Status().Pending
-			return rep, true, nil
+			return rep, more && !a.closed.Load(), nil
 		}
-		out = next
-	}
-}
-
-// sharesRows reports whether two batches write a row in common.
-func sharesRows(a, b *outgoing) bool {
-	rows := make(map[[2]string]bool, len(a.items))
-	for _, it := range a.items {
-		rows[[2]string{it.t.source, it.g.last().nktext}] = true
-	}
-	for _, it := range b.items {
-		if rows[[2]string{it.t.source, it.g.first().ktext}] {
-			return true
+		out := sent[0]
+		sent = sent[1:]
+		ans := <-out.answer
+		if failed != nil && ans.err != nil {
+			continue // stays open, re-sent after the batch that failed first
+		}
+		if err := a.finishBatch(ctx, conn, out, ans, &rep); err != nil {
+			if failed == nil {
+				failed = err
+			}
+			continue
+		}
+		// The answer frees its rows: what waited behind them (or was written while
+		// the batch was away) may go now.
+		more = true
+		busy = rowSet{}
+		for _, o := range sent {
+			busy.addItems(o.items)
 		}
 	}
-	return false
 }
 
 // outgoing is a formed batch ready to send.
 type outgoing struct {
-	id    string
-	items []batchItem
-	req   *syncproto.PushRequest
+	id     string
+	items  []batchItem
+	req    *syncproto.PushRequest
+	answer chan pushAnswer // set when sent
 }
 
 type pushAnswer struct {
@@ -286,10 +299,10 @@ type pushAnswer struct {
 	err  error
 }
 
-// prepareBatch forms the next batch (see formBatch), leaving out the open batch inFlight
-// that is being sent; nil when there is nothing to send.
-func (a *Agent) prepareBatch(ctx context.Context, conn *sql.Conn, inFlight string, rep *PushReport) (*outgoing, bool, error) {
-	batchID, items, more, err := a.formBatch(ctx, conn, inFlight, rep)
+// prepareBatch forms the next batch (see formBatch), leaving out the batches inFlight
+// and the rows busy; nil when there is nothing to send.
+func (a *Agent) prepareBatch(ctx context.Context, conn *sql.Conn, inFlight []string, busy rowSet, rep *PushReport) (*outgoing, bool, error) {
+	batchID, items, more, err := a.formBatch(ctx, conn, inFlight, busy, rep)
 	if err != nil || batchID == "" {
 		return nil, more, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -296,6 +297,10 @@ func TestPush_BatchIDSurvivesReopen(t *testing.T) {
 	if len(p) != 2 || p[0].BatchID != p[1].BatchID || p[0].Changes[0].HLC != p[1].Changes[0].HLC {
 		t.Fatalf("after reopening, the batch was not re-sent as it was: %+v", p)
 	}
+	var stamps int
+	if err := db.QueryRow(`SELECT count(*) FROM _synchub_batch_stamps`).Scan(&stamps); err != nil || stamps != 0 {
+		t.Fatalf("after the answer %d batch stamp records remain (%v), want 0", stamps, err)
+	}
 }
 
 func TestPush_KindsRoundTrip(t *testing.T) {
@@ -582,12 +587,13 @@ func TestMetrics_PullAndPush(t *testing.T) {
 	}
 }
 
-// TestPush_PipelinedBatchesStayInOrder: with several batches in the outbox, the agent
-// forms the next batch while the hub handles the current one; the hub still receives
+// TestPush_PipelinedBatchesStayInOrder: with several batches in the outbox and one batch
+// on its way at a time (PushPipeline 1), the agent forms the next batch while the hub
+// handles the current one; the hub still receives
 // them one after the other in outbox order, a lost answer in the middle leaves the
 // unanswered batches open, and the next push re-sends them in order, each once more.
 func TestPush_PipelinedBatchesStayInOrder(t *testing.T) {
-	h, a, db := syncedItems(t, func(c *Config) { c.PushBatch = 2 })
+	h, a, db := syncedItems(t, func(c *Config) { c.PushBatch, c.PushPipeline = 2, 1 })
 	for id := 10; id < 20; id++ {
 		appExec(t, db, fmt.Sprintf(`INSERT INTO items (id, name, price) VALUES (%d, 'n%d', '1.00')`, id, id))
 	}
@@ -651,5 +657,162 @@ func TestPush_PipelinedBatchesStayInOrder(t *testing.T) {
 	}
 	if rep.Pending != 0 || len(readOutboxRows(t, db)) != 0 {
 		t.Fatalf("report %+v, outbox %v: want it empty", rep, readOutboxRows(t, db))
+	}
+}
+
+// keyIDs returns the "id" key column of each change of a push.
+func keyIDs(t *testing.T, req syncproto.PushRequest) []int64 {
+	t.Helper()
+	var ids []int64
+	for _, c := range req.Changes {
+		var k struct{ ID int64 }
+		if err := json.Unmarshal(c.Key, &k); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, k.ID)
+	}
+	return ids
+}
+
+// TestPush_PipelineSendsAhead: with PushPipeline 3 the agent sends batches while
+// earlier ones are unanswered, each naming the batch sent before it (After), and a
+// later local write of a row whose batch is unanswered waits for that answer (the
+// batches formed meanwhile end before it).
+func TestPush_PipelineSendsAhead(t *testing.T) {
+	h, a, db := syncedItems(t, func(c *Config) { c.PushBatch, c.PushPipeline = 2, 3 })
+	for id := 10; id < 14; id++ {
+		appExec(t, db, fmt.Sprintf(`INSERT INTO items (id, name, price) VALUES (%d, 'n%d', '1.00')`, id, id))
+	}
+	var mu sync.Mutex
+	inHub, most := 0, 0
+	answered := map[string]bool{}
+	var firstBatch string
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		mu.Lock()
+		inHub++
+		most = max(most, inHub)
+		for i, id := range keyIDs(t, *req) {
+			switch {
+			case id != 12:
+			case req.Changes[i].Op == "i":
+				firstBatch = req.BatchID
+				// A later write of row 12 while its batch is on its way: the batch
+				// formed on the first batch's answer must leave it out.
+				if _, err := db.Exec(`UPDATE items SET name = 'again' WHERE id = 12`); err != nil {
+					h.t.Errorf("write during push: %v", err)
+				}
+			case !answered[firstBatch]:
+				h.t.Errorf("push %d carries the later write of row 12 before the batch holding its first write was answered", n)
+			}
+		}
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond) // time for the agent to send more
+		mu.Lock()
+		inHub--
+		answered[req.BatchID] = true
+		mu.Unlock()
+		return 0, nil
+	}
+	rep, err := a.PushNow(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if most < 2 {
+		t.Errorf("at most %d pushes were at the hub at once; want the pipeline to send ahead", most)
+	}
+	p := h.pushed()
+	// In the order the agent formed them (first change id), each batch names the one
+	// before it, or nothing when that one was answered already.
+	sort.Slice(p, func(i, j int) bool { return p[i].Changes[0].ID < p[j].Changes[0].ID })
+	var ids []int64
+	afters := 0
+	for i, req := range p {
+		ids = append(ids, keyIDs(t, req)...)
+		if req.After == "" {
+			continue
+		}
+		afters++
+		if i == 0 || req.After != p[i-1].BatchID {
+			t.Errorf("batch %d names %q as the one it follows; want the batch sent before it", i, req.After)
+		}
+	}
+	if afters == 0 {
+		t.Errorf("no batch named the batch it follows: %+v", p)
+	}
+	want := []int64{10, 11, 12, 13, 12}
+	if fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Errorf("rows reached the hub as %v, want %v (the later write of row 12 last)", ids, want)
+	}
+	if rep.Applied != 5 || rep.Pending != 0 || len(readOutboxRows(t, db)) != 0 {
+		t.Errorf("report %+v, outbox %v", rep, readOutboxRows(t, db))
+	}
+}
+
+// TestPush_PipelineFailureKeepsOrder: a lost answer in the middle of the pipeline stops
+// sending; answers to batches already sent are still applied, the lost batch stays open
+// and is re-sent first next time, and nothing is lost or sent as a new batch twice.
+func TestPush_PipelineFailureKeepsOrder(t *testing.T) {
+	h, a, db := syncedItems(t, func(c *Config) { c.PushBatch, c.PushPipeline = 2, 3 })
+	for id := 10; id < 20; id++ {
+		appExec(t, db, fmt.Sprintf(`INSERT INTO items (id, name, price) VALUES (%d, 'n%d', '1.00')`, id, id))
+	}
+	var lost string
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		time.Sleep(10 * time.Millisecond)
+		if ids := keyIDs(t, *req); ids[0] == 12 && lost == "" {
+			lost = req.BatchID
+			return dropConn, nil
+		}
+		return 0, nil
+	}
+	ctx := context.Background()
+	if _, err := a.PushNow(ctx); err == nil {
+		t.Fatal("PushNow succeeded although an answer was lost")
+	}
+	first := len(h.pushed())
+	open := map[string]bool{}
+	for _, r := range readOutboxRows(t, db) {
+		if r.batch.Valid {
+			open[r.batch.String] = true
+		}
+	}
+	if !open[lost] {
+		t.Fatalf("the batch whose answer was lost is not open: %v", open)
+	}
+	if _, err := a.PushNow(ctx); err != nil {
+		t.Fatalf("second PushNow: %v", err)
+	}
+	// The lost batch is sent first again; what is formed behind it while it is away names
+	// it (or a batch behind it), so the hub writes them after it whatever order the
+	// requests arrive in.
+	p := h.pushed()
+	resent := false
+	for _, req := range p[first:] {
+		switch {
+		case req.BatchID == lost:
+			resent = true
+		case req.After == "":
+			t.Errorf("batch %s (rows %v) was sent after the lost batch without naming the batch it follows", req.BatchID, keyIDs(t, req))
+		}
+	}
+	if !resent {
+		t.Errorf("the lost batch %s was not re-sent", lost)
+	}
+	seen := map[int64]int{}
+	for _, req := range p {
+		if req.BatchID == lost {
+			continue
+		}
+		for _, id := range keyIDs(t, req) {
+			seen[id]++
+		}
+	}
+	for id := int64(10); id < 20; id++ {
+		if want := map[bool]int{true: 0, false: 1}[id == 12 || id == 13]; seen[id] != want {
+			t.Errorf("row %d sent in %d batches other than the lost one, want %d", id, seen[id], want)
+		}
+	}
+	if len(readOutboxRows(t, db)) != 0 {
+		t.Errorf("outbox not empty: %v", readOutboxRows(t, db))
 	}
 }

@@ -33,6 +33,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	capture := fs.String("capture", "all", "tables whose local writes are pushed to the hub: all, none, or a comma-separated list (public.orders,customers)")
 	pushBatch := fs.Int("push-batch", def.PushBatch, "most changes per push")
+	pushPipeline := fs.Int("push-pipeline", def.PushPipeline, "push batches on their way to the hub at once (1: wait for each answer)")
 	apiKey := fs.String("api-key", "", "the edge's API key from `synchub keys create --edge ID` (env SYNCHUB_EDGE_API_KEY)")
 	token := fs.String("token", "", "a JWT for hubs that authenticate edges by token (env SYNCHUB_EDGE_TOKEN)")
 	signingKeyID := fs.String("signing-key-id", "", "key id for request signing (keys created with --signing)")
@@ -57,7 +58,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	cfg := def
 	cfg.HubURL, cfg.DBPath, cfg.Wait, cfg.PageLimit = *hubURL, *dbPath, *wait, *limit
-	cfg.PushBatch = *pushBatch
+	cfg.PushBatch, cfg.PushPipeline = *pushBatch, *pushPipeline
 	cfg.APIKey = firstNonEmpty(*apiKey, envOr("SYNCHUB_EDGE_API_KEY", ""))
 	cfg.Token = firstNonEmpty(*token, envOr("SYNCHUB_EDGE_TOKEN", ""))
 	cfg.SigningKeyID = *signingKeyID
