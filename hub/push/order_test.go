@@ -18,17 +18,18 @@ import (
 type pushCtxKey struct{}
 
 // gatedStore calls schema with the pushing batch's id (from the context) before
-// every schema read, which is the first thing a batch run does.
+// every read of the change log's state, which a batch run does once its changes are
+// decoded and it may decide them (after waiting for the batch it follows).
 type gatedStore struct {
 	*changelog.SQLiteStore
 	schema func(batch string)
 }
 
-func (g *gatedStore) Schema(ctx context.Context) (*cdc.Schema, []byte, error) {
+func (g *gatedStore) State(ctx context.Context) (changelog.State, error) {
 	if b, ok := ctx.Value(pushCtxKey{}).(string); ok && g.schema != nil {
 		g.schema(b)
 	}
-	return g.SQLiteStore.Schema(ctx)
+	return g.SQLiteStore.State(ctx)
 }
 
 // holdDecide makes the env's store stop the run of batch before it decides anything,

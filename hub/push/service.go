@@ -163,12 +163,11 @@ func (s *Service) Push(ctx context.Context, req syncproto.PushRequest) (syncprot
 		// A re-send of a recorded batch ignores After: it was ordered when it first ran.
 		resp, err = s.recoverBatch(ctx, req, rec, fl)
 	} else {
+		o := runOpts{origin: req.Edge, flight: fl}
 		if req.After != "" {
-			if err := s.awaitPredecessor(ctx, req); err != nil {
-				return syncproto.PushResponse{}, err
-			}
+			o.await = func() error { return s.awaitPredecessor(ctx, req) }
 		}
-		resp, err = s.run(ctx, req, runOpts{origin: req.Edge, flight: fl})
+		resp, err = s.run(ctx, req, o)
 	}
 	ok = err == nil
 	return resp, err
@@ -181,6 +180,9 @@ type runOpts struct {
 	// flight is landed once the batch's central-database write completed; nil for
 	// runs no batch can follow (retries of rejected changes).
 	flight *flight
+	// await, when set, returns once the batch may be decided (the write of the batch
+	// it follows completed); it runs after the changes are decoded.
+	await func() error
 }
 
 // plan is a batch's decisions, persisted while its write is in flight.
@@ -235,6 +237,17 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 	if sch == nil {
 		return syncproto.PushResponse{}, errorf(KindUnavailable, "the hub has not captured the central database's schema yet; retry when it is streaming")
 	}
+	// Decoding needs no lock: only what follows depends on the rows' current state.
+	decoded := make([]*change, len(req.Changes))
+	invalid := make([]error, len(req.Changes))
+	for i := range req.Changes {
+		decoded[i], invalid[i] = decodeChange(sch, &req.Changes[i])
+	}
+	if o.await != nil {
+		if err := o.await(); err != nil {
+			return syncproto.PushResponse{}, err
+		}
+	}
 	st, err := s.store.State(ctx)
 	if err != nil {
 		return syncproto.PushResponse{}, fmt.Errorf("read change log state: %w", err)
@@ -250,13 +263,12 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 	}()
 	now := s.now()
 	var writes []cdc.Change
-	decoded := make([]*change, len(req.Changes))
 	for i := range req.Changes {
 		pc := &req.Changes[i]
 		p.Results[i].ID = pc.ID
-		c, err := decodeChange(sch, pc)
-		if err != nil {
-			s.reject(p, i, req.Edge, pc, "", CodeBadChange, err.Error())
+		c := decoded[i]
+		if invalid[i] != nil {
+			s.reject(p, i, req.Edge, pc, "", CodeBadChange, invalid[i].Error())
 			continue
 		}
 		if sc := scopeFrom(ctx); sc != nil {
@@ -266,10 +278,10 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 			}
 			if why != "" {
 				s.reject(p, i, req.Edge, pc, c.keyText, CodeForbidden, "forbidden: "+why)
+				decoded[i] = nil
 				continue
 			}
 		}
-		decoded[i] = c
 	}
 	if err := s.lookUpRows(ctx, decoded); err != nil {
 		return syncproto.PushResponse{}, err
