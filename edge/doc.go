@@ -88,10 +88,22 @@
 // insert then updates is an insert of the final row, insert … delete sends nothing,
 // updates are one update from the first base, update … delete is a delete, and
 // delete … insert is an update. Up to Config.PushBatch changes go in one POST /v1/push
-// (gzip-compressed when large). The batch id (a UUID) and the HLC stamps are stored on
-// the entries before the request is sent, so after a lost answer, a hub outage or a
-// crash the same batch is sent again with the same id, which the hub applies once;
-// changes written meanwhile go in the next batch. Network errors, 5xx, 401, 403 and 404
+// (gzip-compressed when large). The batch id (a UUID) is stored on the entries, and the
+// changes' HLC stamps in _synchub_batch_stamps, before the request is sent, so after a
+// lost answer, a hub outage or a crash the same batch is sent again with the same id,
+// which the hub applies once; changes written meanwhile go in the next batch.
+//
+// Up to Config.PushPipeline batches (3 by default) are on their way at once: the agent
+// forms and sends the next batch while the hub works on the previous ones, and applies
+// the answers in sending order. Each batch names the unanswered batch sent before it
+// (PushRequest.After); the hub decides and writes it only after that one's write, so the
+// central database sees them in outbox order whatever order the requests arrive in. No
+// two unanswered batches hold the same row: a batch ends before the first row that a
+// batch on its way still holds, and that row's later writes go once its answer has
+// moved their base. When a push fails nothing more is sent; answers to batches already
+// sent are still applied, and the failed batch is re-sent first.
+//
+// Network errors, 5xx, 401, 403 and 404
 // answers keep the batch for a retry with capped exponential backoff; any other 4xx
 // answer moves the batch's changes to _synchub_rejected with the hub's message.
 //
