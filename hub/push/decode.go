@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/hub/changelog"
@@ -130,42 +130,169 @@ func decodeChange(sch *cdc.Schema, pc *syncproto.PushChange) (*change, error) {
 
 // decodeObject decodes a JSON object of column values into a row in the table's
 // column order. With keyOnly, exactly the key columns are allowed.
+//
+// The object is read in one pass over its bytes, with encoding/json's syntax: any
+// syntax error refuses the whole object, a name given twice keeps its last value, and
+// when several names are not allowed the alphabetically first one is reported.
 func decodeObject(tbl *cdc.Table, raw json.RawMessage, what string, keyOnly bool) (cdc.Row, error) {
-	var m map[string]json.RawMessage
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, fmt.Errorf("%s is missing", what)
 	}
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+	var buf [spanBufLen]valueSpan
+	spans := spanSlice(&buf, len(tbl.Columns))
+	s := objectScan{tbl: tbl, strict: true, keyOnly: keyOnly}
+	if !s.scan(raw, spans) {
 		return nil, fmt.Errorf("%s is not a JSON object of column values", what)
 	}
-	for name := range sortedNames(m) {
-		col, ok := tbl.Column(name)
-		if !ok {
-			return nil, fmt.Errorf("%s: column %q is not a column of %s", what, name, tbl.Name)
+	if s.bad.set {
+		if s.bad.unknown {
+			return nil, fmt.Errorf("%s: column %q is not a column of %s", what, s.bad.name, tbl.Name)
 		}
-		if keyOnly && !isKeyColumn(tbl, col.Name) {
-			return nil, fmt.Errorf("%s: column %s is not a key column; the key of %s is (%s)", what, name, tbl.Name, strings.Join(tbl.PrimaryKey, ", "))
-		}
+		return nil, fmt.Errorf("%s: column %s is not a key column; the key of %s is (%s)", what, s.bad.name, tbl.Name, strings.Join(tbl.PrimaryKey, ", "))
 	}
-	return rowFromMap(tbl, m, what, false)
+	return s.row(raw, spans, what, false)
 }
 
-// decodeBase decodes a base image, ignoring columns the table no longer has.
+// decodeBase decodes a base image, ignoring columns the table no longer has and
+// values that do not parse.
 func decodeBase(tbl *cdc.Table, raw json.RawMessage) (cdc.Row, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
+	var buf [spanBufLen]valueSpan
+	spans := spanSlice(&buf, len(tbl.Columns))
+	s := objectScan{tbl: tbl}
+	if !s.scan(raw, spans) {
+		if isJSONNull(raw) {
+			return cdc.Row{}, nil // no columns, as encoding/json decodes null into a map
+		}
 		return nil, fmt.Errorf("base is not a JSON object of column values")
 	}
-	return rowFromMap(tbl, m, "base", true)
+	return s.row(raw, spans, "base", true)
 }
 
-func rowFromMap(tbl *cdc.Table, m map[string]json.RawMessage, what string, lenient bool) (cdc.Row, error) {
-	row := make(cdc.Row, 0, len(m))
-	for _, col := range tbl.Columns {
-		raw, ok := m[col.Name]
-		if !ok {
+// valueSpan is where a member's value lies in the object's bytes; end 0 means the
+// column is absent.
+type valueSpan struct{ start, end int }
+
+// spanBufLen covers most tables without allocating.
+const spanBufLen = 16
+
+func spanSlice(buf *[spanBufLen]valueSpan, n int) []valueSpan {
+	if n <= len(buf) {
+		return buf[:n]
+	}
+	return make([]valueSpan, n)
+}
+
+// objectScan walks one JSON object of column values and records in spans, indexed
+// like the table's columns, where each column's value is. (spans is passed to its
+// methods rather than kept in it so that a caller's stack buffer stays on the stack.)
+type objectScan struct {
+	tbl     *cdc.Table
+	strict  bool // note names that are not columns (with keyOnly: not key columns)
+	keyOnly bool
+	present int // columns with a value
+	next    int // column index to try first: members usually come in column order
+	bad     struct {
+		set, unknown bool
+		name         string // the alphabetically first name not allowed
+	}
+}
+
+// scan walks the object in b, checking its syntax as encoding/json does. It reports
+// false if b is not exactly one JSON object, with optional white space around it.
+func (s *objectScan) scan(b []byte, spans []valueSpan) bool {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return skipSpace(b, i+1) == len(b)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		end, plain := scanString(b, i)
+		if end < 0 {
+			return false
+		}
+		name := b[i:end]
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+		vend := scanValue(b, i, 2)
+		if vend < 0 {
+			return false
+		}
+		if plain {
+			name = name[1 : len(name)-1]
+		} else {
+			// Escapes or invalid UTF-8: decode exactly as encoding/json does (invalid
+			// UTF-8 and lone surrogates become U+FFFD). Rare, so not worth a copy here.
+			var n string
+			if json.Unmarshal(name, &n) != nil {
+				return false
+			}
+			name = []byte(n)
+		}
+		s.member(spans, name, i, vend)
+		i = skipSpace(b, vend)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
 			continue
 		}
+		if i < len(b) && b[i] == '}' {
+			return skipSpace(b, i+1) == len(b)
+		}
+		return false
+	}
+}
+
+// member records the value of the member called name; a later member of the same
+// name replaces it.
+func (s *objectScan) member(spans []valueSpan, name []byte, start, end int) {
+	idx := s.column(name)
+	if idx < 0 || s.keyOnly && !isKeyColumn(s.tbl, s.tbl.Columns[idx].Name) {
+		if s.strict && (!s.bad.set || string(name) < s.bad.name) {
+			s.bad.set, s.bad.unknown, s.bad.name = true, idx < 0, string(name)
+		}
+		return
+	}
+	if spans[idx].end == 0 {
+		s.present++
+	}
+	spans[idx] = valueSpan{start, end}
+}
+
+// column returns the index of the column called name, or -1.
+func (s *objectScan) column(name []byte) int {
+	cols := s.tbl.Columns
+	j := s.next
+	for range cols {
+		if j >= len(cols) {
+			j = 0
+		}
+		if cols[j].Name == string(name) {
+			s.next = j + 1
+			return j
+		}
+		j++
+	}
+	return -1
+}
+
+// row parses the recorded values in the table's column order. Lenient skips values
+// that do not parse and does not check their text.
+func (s *objectScan) row(b []byte, spans []valueSpan, what string, lenient bool) (cdc.Row, error) {
+	row := make(cdc.Row, 0, s.present)
+	for i, sp := range spans {
+		if sp.end == 0 {
+			continue
+		}
+		col := &s.tbl.Columns[i]
+		raw := b[sp.start:sp.end]
 		v, err := cdc.ParseJSONValue(col.Kind, raw)
 		if err != nil {
 			if lenient {
@@ -192,20 +319,189 @@ func isKeyColumn(tbl *cdc.Table, name string) bool {
 	return false
 }
 
-// sortedNames yields the map's keys in order, so the first error is deterministic.
-func sortedNames(m map[string]json.RawMessage) func(func(string) bool) {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
+// maxNestingDepth is encoding/json's limit on nested objects and arrays.
+const maxNestingDepth = 10000
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t') {
+		i++
 	}
-	sort.Strings(names)
-	return func(yield func(string) bool) {
-		for _, n := range names {
-			if !yield(n) {
-				return
+	return i
+}
+
+// isJSONNull reports whether b is the JSON literal null with optional white space.
+func isJSONNull(b []byte) bool {
+	i := skipSpace(b, 0)
+	return bytes.HasPrefix(b[i:], []byte("null")) && skipSpace(b, i+4) == len(b)
+}
+
+// scanString returns the index just past the JSON string starting at b[i] == '"', or
+// -1 if it is not a valid string. Plain means it has no escapes and is valid UTF-8, so
+// its bytes between the quotes are its value.
+func scanString(b []byte, i int) (end int, plain bool) {
+	plain = true
+	ascii := true
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			if plain && !ascii {
+				plain = utf8.Valid(b[i+1 : j])
 			}
+			return j + 1, plain
+		case c == '\\':
+			plain = false
+			j++
+			if j >= len(b) {
+				return -1, false
+			}
+			switch b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(b) || !isHex(b[j+1]) || !isHex(b[j+2]) || !isHex(b[j+3]) || !isHex(b[j+4]) {
+					return -1, false
+				}
+				j += 4
+			default:
+				return -1, false
+			}
+		case c < 0x20:
+			return -1, false
+		case c >= utf8.RuneSelf:
+			ascii = false
 		}
 	}
+	return -1, false
+}
+
+// scanValue returns the index just past the JSON value starting at b[i], or -1 if
+// there is no valid value there. depth is the nesting depth a container at b[i] has.
+func scanValue(b []byte, i, depth int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch c := b[i]; {
+	case c == '"':
+		end, _ := scanString(b, i)
+		return end
+	case c == '-' || c >= '0' && c <= '9':
+		return scanNumber(b, i)
+	case c == 't':
+		return scanLiteral(b, i, "true")
+	case c == 'f':
+		return scanLiteral(b, i, "false")
+	case c == 'n':
+		return scanLiteral(b, i, "null")
+	case c == '{':
+		if depth > maxNestingDepth {
+			return -1
+		}
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			return i + 1
+		}
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return -1
+			}
+			if i, _ = scanString(b, i); i < 0 {
+				return -1
+			}
+			i = skipSpace(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return -1
+			}
+			if i = scanValue(b, skipSpace(b, i+1), depth+1); i < 0 {
+				return -1
+			}
+			i = skipSpace(b, i)
+			if i < len(b) && b[i] == ',' {
+				i = skipSpace(b, i+1)
+				continue
+			}
+			if i < len(b) && b[i] == '}' {
+				return i + 1
+			}
+			return -1
+		}
+	case c == '[':
+		if depth > maxNestingDepth {
+			return -1
+		}
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return i + 1
+		}
+		for {
+			if i = scanValue(b, i, depth+1); i < 0 {
+				return -1
+			}
+			i = skipSpace(b, i)
+			if i < len(b) && b[i] == ',' {
+				i = skipSpace(b, i+1)
+				continue
+			}
+			if i < len(b) && b[i] == ']' {
+				return i + 1
+			}
+			return -1
+		}
+	}
+	return -1
+}
+
+// scanNumber returns the index just past the JSON number starting at b[i], or -1.
+func scanNumber(b []byte, i int) int {
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return -1
+	case b[i] == '0':
+		i++
+	case b[i] >= '1' && b[i] <= '9':
+		i = skipDigits(b, i+1)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || !isDigit(b[i]) {
+			return -1
+		}
+		i = skipDigits(b, i)
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return -1
+		}
+		i = skipDigits(b, i)
+	}
+	return i
+}
+
+func scanLiteral(b []byte, i int, lit string) int {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}
+
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && isDigit(b[i]) {
+		i++
+	}
+	return i
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
 func truncate(s string, n int) string {
