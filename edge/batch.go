@@ -65,7 +65,10 @@ func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, inFlight []string
 			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
-	limit := a.cfg.PushBatch * 2
+	// A window of PushBatch entries: a row's entries within it fold into one change, and
+	// its later entries go in a later batch, rebased by this one's answer. A wider
+	// window folded a few more entries but read twice the rows for every batch.
+	limit := a.cfg.PushBatch
 	entries, err := readOutbox(ctx, conn, `SELECT `+outboxColumns+` FROM _synchub_outbox WHERE batch_id IS NULL ORDER BY seq LIMIT ?`, limit+1)
 	if err != nil {
 		return "", nil, false, err
