@@ -414,7 +414,7 @@ func dropFirstPushResponse(t testing.TB, target string, drops *atomic.Int32) str
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/v1/push" && drops.Load() == 0 {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/push" && drops.CompareAndSwap(0, 1) {
 			body, _ := io.ReadAll(r.Body)
 			req, _ := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), bytes.NewReader(body))
 			req.Header = r.Header.Clone()
@@ -423,7 +423,6 @@ func dropFirstPushResponse(t testing.TB, target string, drops *atomic.Int32) str
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			}
-			drops.Add(1)
 			conn, _, err := w.(http.Hijacker).Hijack()
 			if err == nil {
 				conn.Close()
