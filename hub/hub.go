@@ -292,6 +292,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	if h.cfg.CompactInterval > 0 {
 		g.Go(func() error { h.compactLoop(gctx); return nil })
 	}
+	if h.push != nil {
+		g.Go(func() error { h.pruneLoop(gctx); return nil })
+	}
 	if l, ok := h.deps.Source.(cdc.Lagger); ok && h.cfg.LagInterval > 0 {
 		g.Go(func() error { h.lagLoop(gctx, l); return nil })
 	}
@@ -318,6 +321,27 @@ func (h *Hub) compactLoop(ctx context.Context) {
 		if stats.ChangesRemoved > 0 {
 			h.log.Info("compacted change log", "removed", stats.ChangesRemoved,
 				"compacted_through", stats.CompactedThrough, "tombstone_horizon", stats.TombstoneHorizon)
+		}
+	}
+}
+
+// pruneLoop discards push answers older than push.answer_retention, at once and then
+// every PruneInterval.
+func (h *Hub) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(h.push.PruneInterval())
+	defer t.Stop()
+	for {
+		n, err := h.push.Prune(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			h.log.Warn("pruning push answers failed", "err", err)
+		case n > 0:
+			h.log.Info("discarded push answers past push.answer_retention", "batches", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -101,6 +101,7 @@ type pushConfig struct {
 	MaxBatchChanges int           `yaml:"max_batch_changes"`
 	WaitTimeout     time.Duration `yaml:"wait_timeout"`
 	OrderWait       time.Duration `yaml:"order_wait"`
+	AnswerRetention time.Duration `yaml:"answer_retention"`
 	MetaPath        string        `yaml:"meta_path"`
 	DefaultPolicy   string        `yaml:"default_policy"`
 	DefaultTiebreak string        `yaml:"default_tiebreak"`
@@ -229,6 +230,7 @@ func defaultFileConfig() fileConfig {
 			MaxBatchChanges: h.Push.MaxBatchChanges,
 			WaitTimeout:     h.Push.WaitTimeout,
 			OrderWait:       h.Push.OrderWait,
+			AnswerRetention: h.Push.AnswerRetention,
 			MetaPath:        "./data/hub-meta.db",
 			DefaultPolicy:   string(conflict.DefaultPolicy),
 			DefaultTiebreak: string(conflict.DefaultTiebreak),
@@ -390,7 +392,7 @@ func (c fileConfig) hubConfig() hub.Config {
 	h.CompactInterval = c.Log.CompactInterval
 	h.API.MaxPageChanges, h.API.MaxWait = c.API.MaxPageChanges, c.API.MaxWait
 	h.Push.MaxBatchChanges, h.Push.WaitTimeout = c.Push.MaxBatchChanges, c.Push.WaitTimeout
-	h.Push.OrderWait = c.Push.OrderWait
+	h.Push.OrderWait, h.Push.AnswerRetention = c.Push.OrderWait, c.Push.AnswerRetention
 	h.Push.MetaPath = c.Push.MetaPath
 	h.Push.DefaultPolicy = conflict.TablePolicy{Policy: conflict.Policy(c.Push.DefaultPolicy), Tiebreak: conflict.Tiebreak(c.Push.DefaultTiebreak)}
 	h.Push.Policies = c.Push.Policies

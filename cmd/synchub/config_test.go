@@ -111,6 +111,27 @@ func TestLoadConfig_PushOrderWait(t *testing.T) {
 	}
 }
 
+func TestLoadConfig_PushAnswerRetention(t *testing.T) {
+	cfg, err := loadConfig("../../deploy/hub.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.hubConfig().Push.AnswerRetention; got != 720*time.Hour {
+		t.Fatalf("push.answer_retention from the example file: %v, want 720h", got)
+	}
+	cfg, err = loadConfig(writeConfig(t, issueConfig+"push:\n  answer_retention: 48h\n"), []string{"SYNCHUB_PUSH_ANSWER_RETENTION=0s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.hubConfig().Push.AnswerRetention; got != 0 {
+		t.Fatalf("push.answer_retention with an environment override: %v, want 0 (keep for ever)", got)
+	}
+	cfg.Push.AnswerRetention = -time.Hour
+	if err := cfg.hubConfig().Push.Validate(nil); err == nil || !strings.Contains(err.Error(), "push.answer_retention") {
+		t.Fatalf("answer_retention -1h: want an error naming push.answer_retention, got %v", err)
+	}
+}
+
 func TestLoadConfig_BadEnv(t *testing.T) {
 	for _, env := range []string{"SYNCHUB_SOURCE_DNS=x", "SYNCHUB_INGEST_GROUP_MAX_CHANGES=many", "SYNCHUB_API_MAX_WAIT=30"} {
 		_, err := loadConfig("", []string{env})

@@ -134,6 +134,8 @@ func (s *Server) pushError(c *fiber.Ctx, err error) error {
 		return s.sendStatusError(c, fiber.StatusRequestEntityTooLarge, "batch_too_large", pe.Message, pe.Err)
 	case push.KindState:
 		return s.sendStatusError(c, fiber.StatusConflict, "conflict_state", pe.Message, pe.Err)
+	case push.KindExpired:
+		return s.sendStatusError(c, fiber.StatusConflict, "answer_expired", pe.Message, pe.Err)
 	case push.KindPending:
 		c.Set(fiber.HeaderRetryAfter, "5")
 		return s.sendStatusError(c, fiber.StatusServiceUnavailable, "batch_pending", pe.Message, pe.Err)

@@ -23,8 +23,9 @@ type batchRecord struct {
 	state    string
 	head     int64
 	plan     []byte
-	response []byte
+	response []byte // empty for a done batch whose answer was pruned
 	created  time.Time
+	updated  time.Time
 }
 
 func (s *Service) loadBatch(ctx context.Context, id string) (batchRecord, bool, error) {
@@ -32,17 +33,18 @@ func (s *Service) loadBatch(ctx context.Context, id string) (batchRecord, bool, 
 		r        batchRecord
 		resp     sql.NullString
 		created  int64
+		updated  int64
 		planText string
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT edge, state, head, plan, response, created FROM push_batches WHERE batch_id = ?`, id).
-		Scan(&r.edge, &r.state, &r.head, &planText, &resp, &created)
+	err := s.db.QueryRowContext(ctx, `SELECT edge, state, head, plan, response, created, updated FROM push_batches WHERE batch_id = ?`, id).
+		Scan(&r.edge, &r.state, &r.head, &planText, &resp, &created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, false, nil
 	}
 	if err != nil {
 		return r, false, fmt.Errorf("read push batch %s: %w", id, err)
 	}
-	r.plan, r.response, r.created = []byte(planText), []byte(resp.String), fromMicros(created)
+	r.plan, r.response, r.created, r.updated = []byte(planText), []byte(resp.String), fromMicros(created), fromMicros(updated)
 	return r, true, nil
 }
 
@@ -109,8 +111,13 @@ func (s *Service) finish(ctx context.Context, req syncproto.PushRequest, p *plan
 	if err != nil {
 		return resp, fmt.Errorf("encode answer of batch %s: %w", req.BatchID, err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE push_batches SET state = ?, response = ?, updated = ? WHERE batch_id = ?`,
+	// The plan and the landing served only to learn an interrupted batch's outcome;
+	// once it is answered, the answer is all a re-send needs.
+	if _, err := tx.ExecContext(ctx, `UPDATE push_batches SET state = ?, response = ?, plan = '', updated = ? WHERE batch_id = ?`,
 		stateDone, string(raw), micros(now), req.BatchID); err != nil {
+		return resp, fmt.Errorf("store answer of batch %s: %w", req.BatchID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM landed_batches WHERE batch_id = ?`, req.BatchID); err != nil {
 		return resp, fmt.Errorf("store answer of batch %s: %w", req.BatchID, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -34,6 +34,11 @@ type Config struct {
 	// central-database write to complete. After it the batch is answered KindPending
 	// with nothing written, and the edge re-sends both in order.
 	OrderWait time.Duration
+	// AnswerRetention is how long the answer of a finished batch is kept to answer a
+	// re-send of the same batch id; 0 keeps answers for ever. After it a re-send is
+	// refused (409 answer_expired) rather than applied again: the batch record stays,
+	// without its answer.
+	AnswerRetention time.Duration
 }
 
 // DefaultConfig returns the defaults: policy lww, 1000 changes per batch, a 10 s wait
@@ -44,6 +49,7 @@ func DefaultConfig() Config {
 		WaitTimeout:     10 * time.Second,
 		LandingGrace:    time.Minute,
 		OrderWait:       5 * time.Second,
+		AnswerRetention: 30 * 24 * time.Hour,
 	}
 }
 
@@ -57,6 +63,8 @@ func (c Config) Validate(resolvers map[string]conflict.Resolver) error {
 		return fmt.Errorf("push.wait_timeout: %v; must not be negative (0 answers without waiting)", c.WaitTimeout)
 	case c.LandingGrace <= 0:
 		return fmt.Errorf("push.landing_grace: %v; must be positive, such as 1m", c.LandingGrace)
+	case c.AnswerRetention < 0:
+		return fmt.Errorf("push.answer_retention: %v; must not be negative (0 keeps answers for ever, such as 720h keeps them 30 days)", c.AnswerRetention)
 	case c.OrderWait <= 0:
 		return fmt.Errorf("push.order_wait: %v; must be positive, such as 5s (how long a batch waits for the batch it follows)", c.OrderWait)
 	}

@@ -50,7 +50,9 @@ func (s *Service) recordLandings(ctx context.Context, landings []Landing, now in
 	}
 	defer tx.Rollback()
 	for _, l := range landings {
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO landed_batches (batch_id, version, landed) VALUES (?, ?, ?)`,
+		// A batch answered already (its push stopped waiting) needs no landing record.
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO landed_batches (batch_id, version, landed)
+			SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM push_batches WHERE batch_id = ?1 AND state = 'done')`,
 			l.Batch, l.Version, now); err != nil {
 			return err
 		}

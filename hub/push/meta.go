@@ -25,7 +25,8 @@ func DefaultMetaPath(storePath string) string {
 // wire JSON; times are Unix microseconds.
 //
 //   - push_batches: one row per batch id. state 'applying' is written before the
-//     central-database write, 'done' together with the stored answer (see recoverBatch).
+//     central-database write, 'done' together with the stored answer (see recoverBatch);
+//     the plan is dropped then, and the answer after push.answer_retention (Prune).
 //   - landed_batches: batch ids whose write-back transaction the ingest loop committed
 //     to the change log, and the version that holds it.
 //   - conflicts: the manual queue.
@@ -40,6 +41,8 @@ var metaSchema = []string{
 		response TEXT,
 		created INTEGER NOT NULL,
 		updated INTEGER NOT NULL)`,
+	// Answers still kept, by age, for Prune.
+	`CREATE INDEX IF NOT EXISTS push_batches_answered ON push_batches (updated) WHERE state = 'done' AND response <> ''`,
 	`CREATE TABLE IF NOT EXISTS landed_batches (
 		batch_id TEXT PRIMARY KEY,
 		version INTEGER NOT NULL,

@@ -144,6 +144,11 @@ func (s *Service) Push(ctx context.Context, req syncproto.PushRequest) (syncprot
 		if rec.edge != req.Edge {
 			return syncproto.PushResponse{}, errorf(KindState, "batch id %s was already used by edge %s; every batch needs a new unique id", req.BatchID, rec.edge)
 		}
+		if rec.state == stateDone && len(rec.response) == 0 {
+			return syncproto.PushResponse{}, errorf(KindExpired,
+				"batch %s was answered on %s and its answer has since been discarded (push.answer_retention); it is not applied again. Its changes were decided then; the edge's next pull shows the rows as the central database has them",
+				req.BatchID, rec.updated.Format(time.RFC3339))
+		}
 		if rec.state == stateDone {
 			var resp syncproto.PushResponse
 			if err := json.Unmarshal(rec.response, &resp); err != nil {
