@@ -30,6 +30,9 @@ import (
 // has not arrived (code batch_pending: re-send that batch first, then this one
 // unchanged).
 func (s *Server) handlePush(c *fiber.Ctx) error {
+	// Tells the edge that this hub orders batches sent with "after", so it may send a
+	// batch before the previous one is answered.
+	c.Set(syncproto.HeaderPushAfter, "1")
 	if s.deps.Push == nil {
 		return s.sendStatusError(c, fiber.StatusServiceUnavailable, "push_unavailable",
 			"write-back not available for this source: the hub has no Applier for its central database, so edges cannot push", nil)
@@ -95,13 +98,42 @@ func (s *Server) requestBody(c *fiber.Ctx) ([]byte, error) {
 // through decodeStrict, for its error message or its handling of invalid UTF-8 (which
 // becomes U+FFFD rather than stored as it came).
 func decodePush(body []byte, req *syncproto.PushRequest) error {
-	if !utf8.Valid(body) || !json.Valid(body) {
+	if !utf8.Valid(body) || hasLongNumber(body) || !json.Valid(body) {
 		return decodeStrict(body, req)
 	}
 	if err := gojson.Unmarshal(body, req); err != nil {
 		return fmt.Errorf("not valid JSON for this request: %v", err)
 	}
 	return nil
+}
+
+// hasLongNumber reports whether body holds a number of 19 digits or more outside
+// strings: goccy/go-json wraps such integers around int64 where encoding/json refuses
+// them, so those bodies go through encoding/json.
+func hasLongNumber(body []byte) bool {
+	inString, escaped, digits := false, false, 0
+	for _, c := range body {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString, digits = true, 0
+		case c >= '0' && c <= '9':
+			if digits++; digits >= 19 {
+				return true
+			}
+		default:
+			digits = 0
+		}
+	}
+	return false
 }
 
 // decodeStrict decodes one JSON value and refuses anything after it.

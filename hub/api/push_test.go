@@ -379,3 +379,15 @@ func TestAPI_PushAfter(t *testing.T) {
 		t.Fatalf("writes %+v, want b1 and b2 only", e.db.tags)
 	}
 }
+
+// TestAPI_PushAnnouncesOrdering: every answer to a push, a refusal included, tells the
+// edge that this hub orders batches sent with "after".
+func TestAPI_PushAnnouncesOrdering(t *testing.T) {
+	e := newPushEnv(t, api.DefaultConfig(), noWaitConfig())
+	for _, body := range [][]byte{pushBody("b1", orderInsert(1, 1, "one")), []byte(`{"edge":`)} {
+		resp, raw := post(t, e.srv, "/v1/push", body, "X-Synchub-Edge", "till-1")
+		if got := resp.Header.Get(syncproto.HeaderPushAfter); got != "1" {
+			t.Errorf("answer %d %s: %s header %q, want \"1\"", resp.StatusCode, raw, syncproto.HeaderPushAfter, got)
+		}
+	}
+}

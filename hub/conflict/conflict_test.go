@@ -137,7 +137,7 @@ func TestResolve_LWWSkew(t *testing.T) {
 	h := syncproto.HLC{Wall: edgeWrite.Add(ahead).UnixMicro(), Node: "till-1"}
 	sentAt := hubNow.Add(ahead).UnixMicro()
 
-	got := ClientTime(h, sentAt, hubNow)
+	got := ClientTime(h, sentAt, hubNow, hubNow)
 	if !got.Equal(edgeWrite) {
 		t.Fatalf("corrected time %v, want %v", got, edgeWrite)
 	}
@@ -154,13 +154,26 @@ func TestResolve_LWWSkew(t *testing.T) {
 		t.Fatalf("uncorrected time should win, got %+v", d)
 	}
 	// Never later than the hub's clock, even with no send time to correct by.
-	if got := ClientTime(syncproto.HLC{Wall: hubNow.Add(time.Hour).UnixMicro()}, 0, hubNow); !got.Equal(hubNow) {
+	if got := ClientTime(syncproto.HLC{Wall: hubNow.Add(time.Hour).UnixMicro()}, 0, hubNow, hubNow); !got.Equal(hubNow) {
 		t.Fatalf("future write not capped: %v", got)
 	}
 	// An edge behind by 5 minutes is moved forward.
 	behind := syncproto.HLC{Wall: edgeWrite.Add(-5 * time.Minute).UnixMicro()}
-	if got := ClientTime(behind, hubNow.Add(-5*time.Minute).UnixMicro(), hubNow); !got.Equal(edgeWrite) {
+	if got := ClientTime(behind, hubNow.Add(-5*time.Minute).UnixMicro(), hubNow, hubNow); !got.Equal(edgeWrite) {
 		t.Fatalf("edge behind: %v, want %v", got, edgeWrite)
+	}
+}
+
+// TestClientTime_WaitOnTheHubIsNotSkew: a batch that waited 4 s on the hub before its
+// decision keeps its write time; measuring the skew at the decision would move it 4 s
+// later and let it win against a central write made after it.
+func TestClientTime_WaitOnTheHubIsNotSkew(t *testing.T) {
+	edgeWrite := hubNow.Add(-500 * time.Millisecond)
+	h := syncproto.HLC{Wall: edgeWrite.UnixMicro(), Node: "till-1"} // clocks agree
+	received := hubNow
+	decided := hubNow.Add(4 * time.Second)
+	if got := ClientTime(h, received.UnixMicro(), received, decided); !got.Equal(edgeWrite) {
+		t.Fatalf("write time %v after a 4 s wait, want %v", got, edgeWrite)
 	}
 }
 

@@ -62,14 +62,17 @@ func Detect(op cdc.Op, baseVersion int64, edge string, l Latest) (Kind, bool) {
 }
 
 // ClientTime is an edge write's time on the hub's clock, for last-writer-wins: the
-// HLC wall clock corrected by the edge's clock skew (skew = sentAt − now, sentAt being
-// the edge's wall clock when it sent the batch, in Unix microseconds; 0 means unknown
-// and no correction), and never later than now. An edge whose clock runs ahead thus
-// gains nothing over writes the hub has already seen.
-func ClientTime(h syncproto.HLC, sentAt int64, now time.Time) time.Time {
+// HLC wall clock corrected by the edge's clock skew (skew = sentAt − received, sentAt
+// being the edge's wall clock when it sent the batch, in Unix microseconds, 0 meaning
+// unknown and no correction, and received the hub's clock when the batch arrived), and
+// never later than now, the time of the decision. Measuring the skew at arrival keeps
+// the time a batch waited on the hub (behind the batch it follows, or for the write
+// lock) out of it. An edge whose clock runs ahead thus gains nothing over writes the
+// hub has already seen.
+func ClientTime(h syncproto.HLC, sentAt int64, received, now time.Time) time.Time {
 	wall := h.Wall
 	if sentAt > 0 {
-		skew := sentAt - now.UnixMicro()
+		skew := sentAt - received.UnixMicro()
 		wall -= skew
 	}
 	t := time.UnixMicro(wall)

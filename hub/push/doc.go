@@ -25,10 +25,13 @@
 //  2. Otherwise the row index is consulted: a row of the batch whose latest version is
 //     newer than the recorded head and was written by the pushing edge shows the write
 //     committed (this covers a hub that stopped between the change-log commit and the
-//     landed_batches insert). A later batch of the same edge is written only after
-//     this batch's write returned (see Ordering), so such a row proves the write
-//     committed; the oldest such version is taken as the batch's, since the later
-//     batch may have written some of the rows again.
+//     landed_batches insert). A batch that writes a row an earlier batch of the same
+//     edge wrote waits, before it records its head, until that earlier write is
+//     captured (or is answered KindPending after WaitTimeout), so the head covers
+//     every earlier write of its rows; and a later batch of the same edge is written
+//     only after this batch's write returned (see Ordering). So such a row proves the
+//     write committed; the oldest such version is taken as the batch's, since the
+//     later batch may have written some of the rows again.
 //  3. Otherwise, once the change log holds a source transaction committed more than
 //     LandingGrace after the batch was recorded, the write cannot have committed (the
 //     source delivers in commit order), so the record is dropped and the batch is
@@ -63,11 +66,16 @@
 //   - After recorded: done proceeds; "applying" (an interrupted write, outcome not
 //     known) is KindPending until After is re-sent and recovered. A batch of another
 //     edge is KindInvalid.
-//   - After unknown: it may still be on its way; the batch waits for it to arrive.
+//   - After refused as a whole lately (too many changes): it is never written, so the
+//     batch proceeds at once.
+//   - After unknown: it may still be on its way; the batch waits for it to arrive, at
+//     most Config.OrderWait, and is then answered KindPending. Once After has arrived
+//     the batch waits for its write however long it takes (bounded by the request).
 //
-// All waiting together is bounded by Config.OrderWait, after which the batch is
-// answered KindPending. While it waits a batch holds only its own batch lock, never
-// the write section. A re-send of a recorded batch is answered from its record and
+// The decision time does not count towards the edge's clock skew: the skew is
+// measured when the batch arrives. While it waits a batch holds only its own batch
+// lock, never the write section. Every answer to a push carries the header
+// syncproto.HeaderPushAfter, so that edges pipeline only with hubs that order. A re-send of a recorded batch is answered from its record and
 // ignores After; retries of rejected changes and admin resolutions have no order.
 //
 // # Concurrency

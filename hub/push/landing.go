@@ -2,7 +2,10 @@ package push
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"github.com/synchub/synchub/hub/syncproto"
 )
 
 // Landing says that the write-back transaction of a batch was committed to the change
@@ -139,4 +142,54 @@ func (s *Service) addPending(batch string, ref rowRef, edge string, at time.Time
 			}
 		}
 	}
+}
+
+// awaitEarlierWrites waits until the same edge's earlier batches that wrote rows of
+// this batch, and are not captured yet, have landed (at most WaitTimeout; then
+// KindPending). The batch's recorded head then covers those writes, so that recovering
+// it after an interruption (see recoverBatch) cannot take an earlier batch's write of
+// the same row for its own. An edge that pipelines keeps the rows of its unanswered
+// batches apart, so this normally finds nothing.
+func (s *Service) awaitEarlierWrites(ctx context.Context, req syncproto.PushRequest, cs []*change) error {
+	now := s.now()
+	waits := map[string]chan int64{}
+	s.mu.Lock()
+	for _, c := range cs {
+		if c == nil {
+			continue
+		}
+		pw, ok := s.pending[rowRef{c.tbl.Name, c.keyText}]
+		if !ok || pw.edge != req.Edge || pw.batch == req.BatchID || now.Sub(pw.at) >= s.cfg.LandingGrace {
+			continue
+		}
+		if _, ok := waits[pw.batch]; !ok {
+			ch := make(chan int64, 1)
+			s.waiters[pw.batch] = append(s.waiters[pw.batch], ch)
+			waits[pw.batch] = ch
+		}
+	}
+	s.mu.Unlock()
+	if len(waits) == 0 {
+		return nil
+	}
+	t := time.NewTimer(s.cfg.WaitTimeout)
+	defer t.Stop()
+	var err error
+	for batch, ch := range waits {
+		if err != nil {
+			s.removeWaiter(batch, ch)
+			continue
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			s.removeWaiter(batch, ch)
+			err = errorf(KindPending, "batch %s writes rows that batch %s of the same edge wrote, and that write is not captured yet after %v (push.wait_timeout); re-send batch %s unchanged later",
+				req.BatchID, batch, s.cfg.WaitTimeout, req.BatchID)
+		case <-ctx.Done():
+			s.removeWaiter(batch, ch)
+			err = fmt.Errorf("wait for the capture of batch %s: %w", batch, ctx.Err())
+		}
+	}
+	return err
 }

@@ -40,6 +40,49 @@ type flights struct {
 	byBatch map[string]*flight
 	// arrived is closed and replaced whenever a flight registers.
 	arrived chan struct{}
+	// refused are batches refused as a whole before they ran (too many changes, a
+	// batch id of another edge): they will never be written, so a batch that follows
+	// one need not wait for it. Kept for refusedFor, at most maxRefused of them.
+	refused map[string]refusal
+}
+
+type refusal struct {
+	edge string
+	at   time.Time
+}
+
+const (
+	refusedFor = 10 * time.Minute
+	maxRefused = 10000
+)
+
+// refuse records that batch of edge was refused as a whole, and wakes waiters.
+func (fs *flights) refuse(batch, edge string, now time.Time) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.refused == nil {
+		fs.refused = make(map[string]refusal)
+	}
+	if len(fs.refused) >= maxRefused {
+		for b, r := range fs.refused {
+			if now.Sub(r.at) > refusedFor || len(fs.refused) >= maxRefused {
+				delete(fs.refused, b)
+			}
+		}
+	}
+	fs.refused[batch] = refusal{edge: edge, at: now}
+	if fs.arrived != nil {
+		close(fs.arrived)
+	}
+	fs.arrived = make(chan struct{})
+}
+
+// wasRefused reports whether batch of edge was refused as a whole lately.
+func (fs *flights) wasRefused(batch, edge string, now time.Time) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	r, ok := fs.refused[batch]
+	return ok && r.edge == edge && now.Sub(r.at) <= refusedFor
 }
 
 // start registers batch as in flight. The caller holds the batch's lock, so a batch
@@ -101,16 +144,21 @@ func (s *Service) awaitPredecessor(ctx context.Context, req syncproto.PushReques
 	}
 	for {
 		f, arrived := s.flights.lookup(after)
+		if f == nil && s.flights.wasRefused(after, req.Edge, s.now()) {
+			// Refused as a whole, it is never written: nothing to wait for.
+			s.log.Debug("push batch follows a refused batch", "batch", req.BatchID, "after", after, "edge_id", req.Edge)
+			return nil
+		}
 		if f != nil {
 			if f.edge != req.Edge {
 				return otherEdgeBatch(req, f.edge)
 			}
 			waited = true
 			s.orderWaiting(req)
+			// Arrived: its write is under way, however long it queues for the central
+			// database; push.order_wait bounds only the wait for it to arrive.
 			select {
 			case <-f.done:
-			case <-timer.C:
-				return giveUp(fmt.Sprintf("was still being written after %v (push.order_wait)", s.cfg.OrderWait))
 			case <-ctx.Done():
 				return fmt.Errorf("wait for batch %s, which batch %s follows: %w", after, req.BatchID, ctx.Err())
 			}

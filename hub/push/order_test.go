@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/hub/changelog"
+	"github.com/synchub/synchub/hub/conflict"
 	"github.com/synchub/synchub/hub/syncproto"
 )
 
@@ -410,4 +412,140 @@ func TestConfig_OrderWait(t *testing.T) {
 		t.Fatal("order wait 0 accepted")
 	}
 	mustContain(t, "error", err.Error(), "push.order_wait", "positive")
+}
+
+// TestPush_WaitBehindPredecessorIsNotSkew: a batch that waits 4 s on the hub for the
+// batch it follows keeps its write time for last-writer-wins. The edge wrote the row
+// at 12:00:01.5 and the central database at 12:00:02, so the server's row wins; taking
+// the wait for clock skew would date the edge's write 12:00:05.5 and let it win.
+func TestPush_WaitBehindPredecessorIsNotSkew(t *testing.T) {
+	var mu sync.Mutex
+	clock := time.Date(2026, 1, 10, 12, 0, 3, 0, time.UTC)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	e := newEnv(t, func(c *Config, d *Deps) {
+		c.OrderWait = time.Minute
+		c.Policies = map[string]conflict.TablePolicy{ordersTable.Name: {Policy: conflict.LWW}}
+		d.Now = now
+	})
+	v1 := e.serverRow(7, order(7, "base", "9.90", 1), false)
+	e.serverRow(7, order(7, "server", "9.90", 1), true)
+	change := updateChange(1, v1, order(7, "base", "9.90", 1), order(7, "client", "9.90", 1))
+	change.HLC = hlcAt(time.Date(2026, 1, 10, 12, 0, 1, 500_000_000, time.UTC), "till-1")
+
+	n1Applying, releaseN1 := make(chan struct{}), make(chan struct{})
+	e.db.before = func(tag cdc.Tag) error {
+		if tag.Batch == "n1" {
+			close(n1Applying)
+			<-releaseN1
+		}
+		return nil
+	}
+	n2Waiting := make(chan struct{})
+	e.svc.orderWaitHook = func(batch, after string) {
+		if batch == "n2" {
+			close(n2Waiting)
+		}
+	}
+	r1 := e.pushAsync(batchReq("n1", "", insertChange(1, order(1, "a", "1.00", 1))))
+	<-n1Applying
+	req := batchReq("n2", "n1", change)
+	req.SentAt = now().UnixMicro() // the edge's clock agrees with the hub's
+	r2 := e.pushAsync(req)
+	<-n2Waiting
+	mu.Lock()
+	clock = clock.Add(4 * time.Second)
+	mu.Unlock()
+	close(releaseN1)
+	if r := <-r1; r.err != nil {
+		t.Fatal(r.err)
+	}
+	r := <-r2
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if got := r.resp.Results[0]; got.Status != syncproto.PushConflict || got.Outcome != syncproto.OutcomeServerWon {
+		t.Fatalf("result %+v: want a conflict the server's later write won", got)
+	}
+}
+
+// TestPush_AfterRefusedBatchProceeds: a batch refused as a whole is never written, so
+// the batch that follows it is decided at once rather than after push.order_wait.
+func TestPush_AfterRefusedBatchProceeds(t *testing.T) {
+	e := newEnv(t, func(c *Config, _ *Deps) { c.OrderWait, c.MaxBatchChanges = 2*time.Second, 1 })
+	_, err := e.svc.Push(context.Background(), batchReq("n1", "",
+		insertChange(1, order(1, "a", "1.00", 1)), insertChange(2, order(2, "b", "1.00", 1))))
+	if KindOf(err) != KindTooLarge {
+		t.Fatalf("n1: %v, want KindTooLarge", err)
+	}
+	r := e.pushAsync(batchReq("n2", "n1", insertChange(3, order(3, "c", "1.00", 1))))
+	select {
+	case res := <-r:
+		if res.err != nil || res.resp.Results[0].Status != syncproto.PushApplied {
+			t.Fatalf("n2 after a refused n1: %+v %v, want applied", res.resp, res.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("n2 still waits for n1, which was refused and will never be written")
+	}
+}
+
+// TestPush_OrderWaitBoundsOnlyArrival: once the batch it follows has arrived, a batch
+// waits for that batch's write however long it takes, beyond push.order_wait.
+func TestPush_OrderWaitBoundsOnlyArrival(t *testing.T) {
+	e := newEnv(t, func(c *Config, _ *Deps) { c.OrderWait = 50 * time.Millisecond })
+	n1Applying, releaseN1 := make(chan struct{}), make(chan struct{})
+	e.db.before = func(tag cdc.Tag) error {
+		if tag.Batch == "n1" {
+			close(n1Applying)
+			<-releaseN1
+		}
+		return nil
+	}
+	n2Waiting := make(chan struct{})
+	e.svc.orderWaitHook = func(batch, after string) {
+		if batch == "n2" {
+			close(n2Waiting)
+		}
+	}
+	r1 := e.pushAsync(batchReq("n1", "", insertChange(1, order(1, "a", "1.00", 1))))
+	<-n1Applying
+	r2 := e.pushAsync(batchReq("n2", "n1", insertChange(2, order(2, "b", "1.00", 1))))
+	<-n2Waiting
+	time.Sleep(4 * e.cfg.OrderWait) // n1's write outlasts push.order_wait
+	close(releaseN1)
+	for _, r := range []pushResult{<-r1, <-r2} {
+		if r.err != nil {
+			t.Fatalf("push: %v", r.err)
+		}
+	}
+}
+
+// TestPush_SharedRowWaitsForEarlierCapture: a batch that writes a row an earlier batch
+// of the same edge wrote, not captured yet, waits for that capture (and is answered
+// pending when it does not come within push.wait_timeout), so that its recorded head
+// covers the earlier write: recovering it after an interruption can then not take
+// that write for its own.
+func TestPush_SharedRowWaitsForEarlierCapture(t *testing.T) {
+	e := newEnv(t, func(c *Config, _ *Deps) { c.WaitTimeout = 100 * time.Millisecond })
+	e.db.capture = false
+	e.push(batchReq("n1", "", insertChange(1, order(1, "a", "1.00", 1)))) // answered without a version
+	n2 := batchReq("n2", "n1", updateChange(2, 0, nil, order(1, "a again", "1.00", 2)))
+	if _, err := e.svc.Push(context.Background(), n2); KindOf(err) != KindPending || !strings.Contains(err.Error(), "n1") {
+		t.Fatalf("n2 before n1 was captured: %v, want KindPending naming n1", err)
+	}
+	if n := e.db.applyCount(); n != 1 {
+		t.Fatalf("%d central-database writes, want only n1's", n)
+	}
+	// n1's write is captured now; n2 runs, and its head covers n1's version.
+	e.db.mu.Lock()
+	v1 := e.db.appendLocked("till-1", "n1", []cdc.Change{{Table: ordersTable.Name, Op: cdc.OpInsert, After: order(1, "a", "1.00", 1)}})
+	e.db.mu.Unlock()
+	e.svc.Landed(context.Background(), []Landing{{Batch: "n1", Version: v1}})
+	e.db.capture = true
+	if resp := e.push(n2); resp.Results[0].Status != syncproto.PushApplied {
+		t.Fatalf("n2 after n1's capture: %+v", resp)
+	}
+	var head int64
+	if err := e.svc.db.QueryRow(`SELECT head FROM push_batches WHERE batch_id = 'n2'`).Scan(&head); err != nil || head < v1 {
+		t.Fatalf("n2 recorded head %d (%v), want at least n1's version %d", head, err, v1)
+	}
 }

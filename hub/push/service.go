@@ -1,6 +1,7 @@
 package push
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -116,6 +117,7 @@ func (s *Service) Close() error { return s.db.Close() }
 // changes, KindState for a batch id used by another edge, KindPending and
 // KindUnavailable when the edge should retry later.
 func (s *Service) Push(ctx context.Context, req syncproto.PushRequest) (syncproto.PushResponse, error) {
+	received := s.now()
 	if err := checkID("edge", req.Edge); err != nil {
 		return syncproto.PushResponse{}, errorf(KindInvalid, "%v; send the edge's id", err)
 	}
@@ -131,6 +133,7 @@ func (s *Service) Push(ctx context.Context, req syncproto.PushRequest) (syncprot
 		}
 	}
 	if n := len(req.Changes); n > s.cfg.MaxBatchChanges {
+		s.flights.refuse(req.BatchID, req.Edge, received)
 		return syncproto.PushResponse{}, errorf(KindTooLarge, "batch %s holds %d changes; the hub accepts at most %d per batch, send smaller batches",
 			req.BatchID, n, s.cfg.MaxBatchChanges)
 	}
@@ -168,7 +171,7 @@ func (s *Service) Push(ctx context.Context, req syncproto.PushRequest) (syncprot
 		// A re-send of a recorded batch ignores After: it was ordered when it first ran.
 		resp, err = s.recoverBatch(ctx, req, rec, fl)
 	} else {
-		o := runOpts{origin: req.Edge, flight: fl}
+		o := runOpts{origin: req.Edge, flight: fl, received: received}
 		if req.After != "" {
 			o.await = func() error { return s.awaitPredecessor(ctx, req) }
 		}
@@ -188,6 +191,9 @@ type runOpts struct {
 	// await, when set, returns once the batch may be decided (the write of the batch
 	// it follows completed); it runs after the changes are decoded.
 	await func() error
+	// received is when the batch reached the hub, for the edge's clock skew; zero
+	// means the time of the decision.
+	received time.Time
 }
 
 // plan is a batch's decisions, persisted while its write is in flight.
@@ -253,6 +259,9 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 			return syncproto.PushResponse{}, err
 		}
 	}
+	if err := s.awaitEarlierWrites(ctx, req, decoded); err != nil {
+		return syncproto.PushResponse{}, err
+	}
 	st, err := s.store.State(ctx)
 	if err != nil {
 		return syncproto.PushResponse{}, fmt.Errorf("read change log state: %w", err)
@@ -295,7 +304,7 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 		if c == nil {
 			continue
 		}
-		w, err := s.decide(ctx, req, p, i, c, now)
+		w, err := s.decide(ctx, req, p, i, c, cmp.Or(o.received, now), now)
 		if err != nil {
 			return syncproto.PushResponse{}, err
 		}
@@ -372,7 +381,7 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 
 // decide checks one valid change for a conflict, resolves it, and returns the change to
 // write (nil: nothing to write). It fills the change's result.
-func (s *Service) decide(ctx context.Context, req syncproto.PushRequest, p *plan, i int, c *change, now time.Time) (*cdc.Change, error) {
+func (s *Service) decide(ctx context.Context, req syncproto.PushRequest, p *plan, i int, c *change, received, now time.Time) (*cdc.Change, error) {
 	pc := &req.Changes[i]
 	res := &p.Results[i]
 	latest, err := s.latest(ctx, req.Edge, c, now)
@@ -393,7 +402,7 @@ func (s *Service) decide(ctx context.Context, req syncproto.PushRequest, p *plan
 	}
 	cf := conflict.Conflict{Kind: kind, Edge: req.Edge, Table: c.tbl, Op: c.op, Key: c.key, Base: c.base, Client: c.row, Server: server, Latest: latest}
 	if c.hasHLC {
-		cf.ClientTime = conflict.ClientTime(c.hlc, req.SentAt, now)
+		cf.ClientTime = conflict.ClientTime(c.hlc, req.SentAt, received, now)
 	}
 	d, pol, rerr := s.rules.Resolve(ctx, cf)
 	res.Status = syncproto.PushConflict

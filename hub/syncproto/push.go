@@ -37,6 +37,12 @@ const (
 )
 
 // PushRequest is the body of POST /v1/push.
+// HeaderPushAfter is set ("1") on every answer to POST /v1/push by a hub that honours
+// PushRequest.After. An edge sends a batch before the previous one is answered only to
+// a hub that has shown it: an older hub ignores After and could write such batches out
+// of order.
+const HeaderPushAfter = "X-Synchub-Push-After"
+
 type PushRequest struct {
 	Edge    string `json:"edge"`
 	BatchID string `json:"batch_id"`
