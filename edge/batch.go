@@ -14,19 +14,28 @@ import (
 )
 
 // formBatch returns the batch to send: the one already formed and unanswered, if any,
-// or a new one of up to Config.PushBatch changes. A new batch gets its id and HLC
-// timestamps stored on its outbox entries before it is sent, so that a re-send after a
-// lost answer or a crash is the same batch. Entries that collapse to nothing are
-// deleted; entries that cannot be encoded are moved to _synchub_rejected. batchID is
-// empty when there is nothing to send; more then says whether entries remain.
+// or a new one of up to Config.PushBatch changes. A new batch gets its id stored on its
+// outbox entries and its HLC stamps in _synchub_batch_stamps before it is sent, so
+// that a re-send after a lost answer or a crash is the same batch. Entries that
+// collapse to nothing are deleted; entries that cannot be encoded are moved to
+// _synchub_rejected. batchID is empty when there is nothing to send; more then says
+// whether entries remain.
 //
-// inFlight are the ids of batches sent and not answered yet, which are not returned
-// again; busy are the rows they write. A new batch stops before the first row in busy,
-// so that no two unanswered batches write the same row: the hub may then decide them
-// while the earlier one is still being captured, and no answer moves the base of a
-// change already sent.
+// inFlight are the ids of batches formed in this push and not answered yet (sent, or
+// ready to be sent), which are not returned again; busy are the rows they write. A new
+// batch stops before the first row in busy, so that no two unanswered batches write the
+// same row: the hub may then decide them while the earlier one is still being captured,
+// and no answer moves the base of a change already sent.
 func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, inFlight []string, busy rowSet, rep *PushReport) (batchID string, items []batchItem, more bool, err error) {
 	tables := a.catalogue()
+	if tables == nil {
+		// Close (or a pull replacing its connection) has dropped the catalogue: without
+		// it every change would look like one of a table no longer synced.
+		if a.closed.Load() {
+			return "", nil, false, ErrClosed
+		}
+		return "", nil, false, errors.New("read the outbox: the local schema is being reloaded; the push is retried")
+	}
 	var open string
 	// INDEXED BY: without it SQLite walks the whole outbox in seq order to find the few
 	// entries that belong to a formed batch.
@@ -46,7 +55,7 @@ func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, inFlight []string
 		if len(bad) > 0 {
 			// The schema changed under the batch: what can no longer be encoded is
 			// recorded as rejected; the rest is re-sent under the same id.
-			if err := a.rejectGroups(ctx, conn, open, bad, rep); err != nil {
+			if err := a.rejectGroups(ctx, conn, open, bad, len(items) == 0, rep); err != nil {
 				return "", nil, false, err
 			}
 		}
@@ -207,8 +216,9 @@ func buildItems(tables map[string]*table, groups []*outGroup) (items []batchItem
 }
 
 // rejectGroups moves groups of batch id to _synchub_rejected in one transaction and
-// reports them to Config.OnConflict.
-func (a *Agent) rejectGroups(ctx context.Context, conn *sql.Conn, id string, bad []badGroup, rep *PushReport) error {
+// reports them to Config.OnConflict. whole says they are all the batch holds: its
+// stamps go too.
+func (a *Agent) rejectGroups(ctx context.Context, conn *sql.Conn, id string, bad []badGroup, whole bool, rep *PushReport) error {
 	if err := beginApplying(ctx, conn); err != nil {
 		return err
 	}
@@ -221,6 +231,12 @@ func (a *Agent) rejectGroups(ctx context.Context, conn *sql.Conn, id string, bad
 		}
 		ev.BatchID = id
 		events = append(events, *ev)
+	}
+	if whole {
+		if _, err := conn.ExecContext(ctx, `DELETE FROM _synchub_batch_stamps WHERE batch_id = ?`, id); err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+			return fmt.Errorf("delete the stamps of batch %s: %w", id, err)
+		}
 	}
 	if err := commitApplying(ctx, conn); err != nil {
 		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")

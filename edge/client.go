@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/synchub/synchub/cdc"
@@ -64,6 +65,10 @@ type hubClient struct {
 	body      bytes.Buffer
 	gz        *gzip.Reader
 	pg        page // the last page, reused
+	// pushAfter is set once a push response carried pushAfterHeader: the hub writes a
+	// batch only after the one its PushRequest.After names, so batches may be pipelined.
+	// It is never reset.
+	pushAfter atomic.Bool
 }
 
 func newHubClient(cfg Config) (*hubClient, error) {
@@ -203,6 +208,12 @@ func (c *hubClient) page(ctx context.Context, since int64, cursor, scope string,
 
 var errNoCursor = errors.New("the hub sent a page without commit and without a cursor to continue it")
 
+// pushAfterHeader is set to "1" on every /v1/push response of a hub that honours
+// PushRequest.After (hub/api sets it). An older hub ignores After and may write batches
+// that arrive together out of order, so the agent sends one batch at a time until it
+// has seen the header.
+const pushAfterHeader = "X-Synchub-Push-After"
+
 // gzipPushOver is the request size above which a push body is gzip-compressed.
 const gzipPushOver = 8 << 10
 
@@ -249,6 +260,9 @@ func (c *hubClient) push(ctx context.Context, req *syncproto.PushRequest) (*sync
 		return nil, fmt.Errorf("push batch %s: %w", req.BatchID, err)
 	}
 	defer resp.Body.Close()
+	if resp.Header.Get(pushAfterHeader) == "1" {
+		c.pushAfter.Store(true)
+	}
 	var r io.Reader = resp.Body
 	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
 		zr, err := gzip.NewReader(resp.Body)

@@ -55,7 +55,11 @@ type Config struct {
 	// PushPipeline is how many batches may be on their way to the hub at once (1..16).
 	// With more than one, the agent sends the next batch while the hub still works on
 	// the previous one (each names the one it follows, and the hub writes them in that
-	// order); 1 waits for each answer before sending the next batch.
+	// order); 1 waits for each answer before sending the next batch. The agent
+	// pipelines only once a push response from the hub carried the header
+	// X-Synchub-Push-After: 1 (older hubs do not keep pipelined batches in order), and
+	// sends one batch at a time until then. With any setting, the next batch is formed
+	// while the hub works on the ones sent.
 	PushPipeline int
 	// PushInterval is how often Run looks for local writes to push (more than 0).
 	PushInterval time.Duration

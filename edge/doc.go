@@ -49,14 +49,17 @@
 // _synchub_outbox in the same SQLite transaction: seq, tbl (hub name), ktext and nktext
 // (the row's key before and after, as quote() of each key column joined by commas),
 // key_json, op (i/u/d), row_json (the new row; NULL for deletes), base_version,
-// base_json, wall (the write's time, Unix microseconds), and hlc and batch_id, set when
-// the entry is put in a batch. An UPDATE that changes nothing is not recorded. The
-// triggers store raw SQLite values as JSON (BLOBs as hex); the agent converts them to
-// the hub's schema-driven JSON form (package cdc: bools true/false, bytes base64, NaN as
-// "NaN", decimals as strings) when it forms a batch, so the triggers need no Go function
-// and work when another process writes the file. A value that fits no column kind
-// (the text 'maybe' in a bool column) is moved to _synchub_rejected with code
-// bad_value rather than sent.
+// base_json, wall (the write's time, Unix microseconds), and batch_id, set when the
+// entry is put in a batch; the HLC stamps of a batch's changes are kept in
+// _synchub_batch_stamps(batch_id, stamps) until its answer is applied, so a re-send
+// carries the same stamps. (The outbox's hlc column is read only for batches formed
+// by older versions, which stamped each entry.) An UPDATE that changes nothing is not
+// recorded. The triggers store raw SQLite values as JSON (BLOBs as hex); the agent
+// converts them to the hub's schema-driven JSON form (package cdc: bools true/false,
+// bytes base64, NaN as "NaN", decimals as strings) when it forms a batch, so the
+// triggers need no Go function and work when another process writes the file. A
+// value that fits no column kind (the text 'maybe' in a bool column) is moved to
+// _synchub_rejected with code bad_value rather than sent.
 //
 // While the agent applies pulled changes or push answers it sets
 // _synchub_ctl.applying to 1 inside its transaction (and back to 0 before commit); the
@@ -94,14 +97,19 @@
 // which the hub applies once; changes written meanwhile go in the next batch.
 //
 // Up to Config.PushPipeline batches (3 by default) are on their way at once: the agent
-// forms and sends the next batch while the hub works on the previous ones, and applies
-// the answers in sending order. Each batch names the unanswered batch sent before it
+// sends the next batch while the hub works on the previous ones, and applies the
+// answers in sending order. Each batch names the unanswered batch sent before it
 // (PushRequest.After); the hub decides and writes it only after that one's write, so the
-// central database sees them in outbox order whatever order the requests arrive in. No
-// two unanswered batches hold the same row: a batch ends before the first row that a
-// batch on its way still holds, and that row's later writes go once its answer has
-// moved their base. When a push fails nothing more is sent; answers to batches already
-// sent are still applied, and the failed batch is re-sent first.
+// central database sees them in outbox order whatever order the requests arrive in.
+// Older hubs ignore After, so the agent pipelines only once a push response from the hub
+// carried the header X-Synchub-Push-After: 1; until then it sends one batch at a time.
+// In either case, while as many batches as allowed are on their way, the agent forms
+// one more and keeps it ready to send when an answer frees a place. No two unanswered
+// (or ready) batches hold the same row: a batch ends before the first row that a batch
+// on its way still holds, and that row's later writes go once its answer has moved
+// their base. When a push fails nothing more is sent; answers to batches already sent
+// are still applied (also when the push is stopped by Close), and the failed batch,
+// those behind it and the ready one stay open and are sent first next time.
 //
 // Network errors, 5xx, 401, 403 and 404
 // answers keep the batch for a retry with capped exponential backoff; any other 4xx

@@ -41,6 +41,9 @@ type fakeHub struct {
 	// encode as JSON (status 0: answer every change "applied"; status dropConn: close
 	// the connection without an answer, as a lost response).
 	onPush func(n int, req *syncproto.PushRequest) (int, any)
+	// noPushAfter leaves out the X-Synchub-Push-After header, which the fake hub
+	// otherwise sets on every /v1/push response as a hub that honours After does.
+	noPushAfter bool
 }
 
 // dropConn makes the fake hub close a push's connection without answering.
@@ -145,6 +148,14 @@ func (h *fakeHub) seen() []fakeRequest {
 }
 
 func (h *fakeHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v1/push" {
+		h.mu.Lock()
+		off := h.noPushAfter
+		h.mu.Unlock()
+		if !off {
+			w.Header().Set("X-Synchub-Push-After", "1")
+		}
+	}
 	if h.fail != nil {
 		if status, body := h.fail(r); status != 0 {
 			w.WriteHeader(status)

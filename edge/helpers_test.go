@@ -70,7 +70,9 @@ func testConfig(t testing.TB, hubURL, dbPath string) Config {
 	cfg.HubURL, cfg.DBPath, cfg.EdgeID = hubURL, dbPath, "test-edge"
 	cfg.Wait = 0
 	cfg.BackoffMin, cfg.BackoffMax = 5*time.Millisecond, 50*time.Millisecond
-	cfg.RequestTimeout = 10 * time.Second
+	// Longer than holdLimit: a fake hub holding a push reports what it waited for
+	// before the agent gives up on the request.
+	cfg.RequestTimeout = 30 * time.Second
 	return cfg
 }
 

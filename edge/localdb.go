@@ -179,6 +179,9 @@ func (l *localDB) commit(ctx context.Context) error {
 // statement fail with SQLITE_BUSY midway.
 func beginApplying(ctx context.Context, conn *sql.Conn) error {
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		// A BEGIN whose context ends while it runs may have begun the transaction all
+		// the same; left open, it would fail every later BEGIN on this connection.
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
 		return fmt.Errorf("begin local transaction: %w", err)
 	}
 	if _, err := conn.ExecContext(ctx, `UPDATE _synchub_ctl SET applying = 1 WHERE id = 1`); err != nil {

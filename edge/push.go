@@ -66,10 +66,13 @@ const (
 // later); a 4xx answer to a whole batch moves its changes to _synchub_rejected with
 // the hub's message.
 //
-// Batches are pipelined: while the hub works on one batch the agent forms the next,
-// and while the hub works on that one the agent applies the answer to the first. A
-// batch is sent only after the previous one was answered, so the hub sees them in
-// order.
+// Batches are pipelined: up to Config.PushPipeline are on their way at once, each
+// naming the batch it follows (PushRequest.After) so that the hub writes them in outbox
+// order. Until a push response shows that the hub honours After (the
+// X-Synchub-Push-After header), one batch at a time is sent, as an older hub may write
+// batches that arrive together in any order. Either way the agent forms the next batch
+// while the hub works on the ones sent, and applies answers while the hub works on
+// later batches.
 func (a *Agent) PushNow(ctx context.Context) (PushReport, error) {
 	var total PushReport
 	for {
@@ -185,12 +188,17 @@ type batchItem struct {
 // the answers, for as long as the outbox has whole batches to send and no push fails
 // (see PushNow). more reports whether the outbox may hold more to send.
 //
-// Up to Config.PushPipeline batches are on their way at once. Each names the batch
-// sent before it that is still unanswered (PushRequest.After), and the hub writes it
-// only after that one; no two unanswered batches write the same row (see formBatch).
+// Up to pushDepth batches are on their way at once. Each names the batch sent before
+// it that is still unanswered (PushRequest.After), and the hub writes it only after
+// that one; no two unanswered batches write the same row (see formBatch). While that
+// many are on their way, one more batch is formed and kept ready, unsent, to go as soon
+// as an answer frees a place, so the hub does not wait for the agent to form it. Its
+// rows count as busy and its id is left out of later forming, as for a sent batch.
 // Answers are applied in the order the batches were sent. When a push fails, no new
-// batch is sent; the answers of those already sent are still applied when they come,
-// and the failed batch (with any that failed behind it) stays open for a re-send.
+// batch is sent; the answers of those already sent are still applied when they come
+// (an answer that arrived is applied even when ctx ends meanwhile, so what the hub
+// wrote is not left open), and the failed batch (with any that failed behind it, and
+// the batch formed but not sent) stays open, to be sent first next time.
 func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err error) {
 	a.pushMu.Lock()
 	defer a.pushMu.Unlock()
@@ -220,13 +228,41 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 	if err != nil {
 		return rep, false, err
 	}
-	depth := max(a.cfg.PushPipeline, 1)
 	var sent []*outgoing // in sending order, unanswered
-	busy := rowSet{}
+	var ready *outgoing  // formed and not sent yet: its entries carry its batch id
+	busy := rowSet{}     // the rows of sent and ready
+	send := func(out *outgoing) {
+		if len(sent) > 0 {
+			out.req.After = sent[len(sent)-1].id
+		}
+		// sent_at is the moment of sending: the hub measures the edge's clock offset
+		// by it, so it must not include the time the batch waited to be sent.
+		out.req.SentAt = time.Now().Add(a.cfg.ClockSkew).UnixMicro()
+		out.answer = make(chan pushAnswer, 1)
+		go func() {
+			resp, err := a.client.push(ctx, out.req)
+			out.answer <- pushAnswer{resp, err}
+		}()
+		sent = append(sent, out)
+	}
 	more = true
 	var failed error // the first failure; nothing more is sent after it
 	for {
-		for failed == nil && more && len(sent) < depth && !a.closed.Load() {
+		for failed == nil && !a.closed.Load() {
+			depth := a.pushDepth()
+			if ready != nil {
+				if len(sent) >= depth {
+					break // sent as soon as an answer frees a place
+				}
+				send(ready)
+				ready = nil
+				continue
+			}
+			if !more || len(sent) > depth {
+				break
+			}
+			// No batch is formed while one is ready, so sent names every batch that
+			// must not be formed again.
 			ids := make([]string, len(sent))
 			for i, o := range sent {
 				ids[i] = o.id
@@ -240,21 +276,16 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 			if next == nil {
 				break // nothing to send now; more says whether it waits for an answer
 			}
-			if len(sent) > 0 {
-				next.req.After = sent[len(sent)-1].id
-			}
-			// sent_at is the moment of sending: the hub measures the edge's clock offset
-			// by it, so it must not include the time the batch waited to be sent.
-			next.req.SentAt = time.Now().Add(a.cfg.ClockSkew).UnixMicro()
-			next.answer = make(chan pushAnswer, 1)
-			go func(out *outgoing) {
-				resp, err := a.client.push(ctx, out.req)
-				out.answer <- pushAnswer{resp, err}
-			}(next)
-			sent = append(sent, next)
 			busy.addItems(next.items)
+			if len(sent) < depth {
+				send(next)
+			} else {
+				ready = next
+			}
 		}
 		if len(sent) == 0 {
+			// A batch still ready here (after a failure or Close) stays open in the
+			// outbox and is sent first next time.
 			if failed != nil {
 				return rep, false, failed
 			}
@@ -267,12 +298,14 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 		out := sent[0]
 		sent = sent[1:]
 		ans := <-out.answer
-		if failed != nil && ans.err != nil {
+		if failed != nil && ans.err != nil && !refusedBatch(ans.err) {
 			continue // stays open, re-sent after the batch that failed first
 		}
 		if err := a.finishBatch(ctx, conn, out, ans, &rep); err != nil {
 			if failed == nil {
 				failed = err
+			} else {
+				a.log.Warn("a push batch stays open after an earlier push failed", "batch", out.id, "err", err)
 			}
 			continue
 		}
@@ -283,7 +316,20 @@ func (a *Agent) pushOnce(ctx context.Context) (rep PushReport, more bool, err er
 		for _, o := range sent {
 			busy.addItems(o.items)
 		}
+		if ready != nil {
+			busy.addItems(ready.items)
+		}
 	}
+}
+
+// pushDepth is how many batches may be on their way at once: Config.PushPipeline once
+// the hub has shown that it writes batches in the order After gives (pushAfterHeader),
+// else 1.
+func (a *Agent) pushDepth() int {
+	if !a.client.pushAfter.Load() {
+		return 1
+	}
+	return max(a.cfg.PushPipeline, 1)
 }
 
 // outgoing is a formed batch ready to send.
@@ -317,9 +363,16 @@ func (a *Agent) prepareBatch(ctx context.Context, conn *sql.Conn, inFlight []str
 // finishBatch applies the hub's answer to a sent batch: the answer's rows and versions,
 // or, when the hub refused the batch as such, its move to _synchub_rejected. A failed
 // push (network, 5xx) is returned as it is; the batch stays open for a re-send.
+//
+// An answer that arrived (applied changes or a refusal) is recorded even when ctx
+// ends meanwhile: the hub has written or refused the batch, and leaving it open would
+// send it again.
 func (a *Agent) finishBatch(ctx context.Context, conn *sql.Conn, out *outgoing, ans pushAnswer, rep *PushReport) error {
 	start := time.Now()
 	err := ans.err
+	if err == nil || refusedBatch(err) {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if m := a.cfg.Metrics; m != nil && (err != nil && !refusedBatch(err)) {
 		m.Pushed(time.Since(start), err, 0, 0, 0)
 	}

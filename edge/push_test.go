@@ -4,10 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"fmt"
 	"math"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -303,6 +301,40 @@ func TestPush_BatchIDSurvivesReopen(t *testing.T) {
 	}
 }
 
+// TestPush_OpenBatchOfOlderVersionKeepsItsStamps: an open batch formed by an older
+// version, which kept the HLC stamps on the outbox entries (hlc) and recorded none in
+// _synchub_batch_stamps, is re-sent with the same stamps.
+func TestPush_OpenBatchOfOlderVersionKeepsItsStamps(t *testing.T) {
+	h, a, db := syncedItems(t)
+	appExec(t, db, `UPDATE items SET name = 'one b' WHERE id = 1`)
+	appExec(t, db, `UPDATE items SET price = '1.99' WHERE id = 1`)
+	appExec(t, db, `INSERT INTO items (id, name, price) VALUES (7, 'seven', '7.00')`)
+	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
+		if n == 1 {
+			return dropConn, nil
+		}
+		return 0, nil
+	}
+	if _, err := a.PushNow(context.Background()); err == nil {
+		t.Fatal("want an error for the lost answer")
+	}
+	first := h.pushed()[0]
+	// What an older version left: each entry of a change carries the change's stamp.
+	for _, c := range first.Changes {
+		appExec(t, db, `UPDATE _synchub_outbox SET hlc = ?1 WHERE batch_id = ?2
+			AND nktext = (SELECT nktext FROM _synchub_outbox WHERE seq = ?3)`, c.HLC, first.BatchID, c.ID)
+	}
+	appExec(t, db, `DELETE FROM _synchub_batch_stamps`)
+	pushNow(t, a)
+	p := h.pushed()
+	if len(p) != 2 || p[1].BatchID != first.BatchID {
+		t.Fatalf("pushes %+v; want the open batch re-sent", p)
+	}
+	if got, want := mustJSON(t, p[1].Changes), mustJSON(t, first.Changes); string(got) != string(want) {
+		t.Errorf("re-sent changes differ from the first send:\n%s\n%s", got, want)
+	}
+}
+
 func TestPush_KindsRoundTrip(t *testing.T) {
 	h := newFakeHub(t, kindsTable())
 	a, path := newAgent(t, h)
@@ -490,6 +522,11 @@ func TestPush_KeyChangeAndTableGoneUnderBatch(t *testing.T) {
 	if len(events) != 1 || events[0].BatchID == "" {
 		t.Errorf("events %+v", events)
 	}
+	// Nothing of the batch is left: its stamps went with its last change.
+	var stamps int
+	if err := db.QueryRow(`SELECT count(*) FROM _synchub_batch_stamps`).Scan(&stamps); err != nil || stamps != 0 {
+		t.Errorf("after every change of the open batch was rejected, %d batch stamp records remain (%v), want 0", stamps, err)
+	}
 }
 
 func TestClose_StopsPushInFlight(t *testing.T) {
@@ -587,232 +624,19 @@ func TestMetrics_PullAndPush(t *testing.T) {
 	}
 }
 
-// TestPush_PipelinedBatchesStayInOrder: with several batches in the outbox and one batch
-// on its way at a time (PushPipeline 1), the agent forms the next batch while the hub
-// handles the current one; the hub still receives
-// them one after the other in outbox order, a lost answer in the middle leaves the
-// unanswered batches open, and the next push re-sends them in order, each once more.
-func TestPush_PipelinedBatchesStayInOrder(t *testing.T) {
-	h, a, db := syncedItems(t, func(c *Config) { c.PushBatch, c.PushPipeline = 2, 1 })
-	for id := 10; id < 20; id++ {
-		appExec(t, db, fmt.Sprintf(`INSERT INTO items (id, name, price) VALUES (%d, 'n%d', '1.00')`, id, id))
+// TestPush_WithoutCatalogueRejectsNothing: while the catalogue of synced tables is
+// dropped (Close, or a pull replacing its connection), a push fails and leaves the
+// outbox as it is, rather than rejecting every change as one of an unsynced table.
+func TestPush_WithoutCatalogueRejectsNothing(t *testing.T) {
+	h, a, db := syncedItems(t)
+	appExec(t, db, `UPDATE items SET name = 'kept' WHERE id = 1`)
+	a.pullMu.Lock()
+	a.setCatalogue(nil, nil)
+	a.pullMu.Unlock()
+	if _, err := a.PushNow(context.Background()); err == nil || !strings.Contains(err.Error(), "local schema is being reloaded") {
+		t.Errorf("PushNow without a catalogue: %v; want the schema-reload error", err)
 	}
-	var mu sync.Mutex
-	inHub := 0
-	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
-		mu.Lock()
-		inHub++
-		busy := inHub
-		mu.Unlock()
-		defer func() { mu.Lock(); inHub--; mu.Unlock() }()
-		if busy != 1 {
-			h.t.Errorf("push %d reached the hub while another was in progress", n)
-		}
-		time.Sleep(5 * time.Millisecond) // time for the agent to form the next batch
-		if n == 3 {
-			return dropConn, nil
-		}
-		return 0, nil
-	}
-	ctx := context.Background()
-	if _, err := a.PushNow(ctx); err == nil {
-		t.Fatal("PushNow succeeded although the third answer was lost")
-	}
-	open := map[string]bool{}
-	for _, r := range readOutboxRows(t, db) {
-		if r.batch.Valid {
-			open[r.batch.String] = true
-		}
-	}
-	if len(open) < 1 || len(open) > 2 {
-		t.Fatalf("after the lost answer %d batches are open, want the lost one and at most the one formed behind it", len(open))
-	}
-	rep, err := a.PushNow(ctx)
-	if err != nil {
-		t.Fatalf("second PushNow: %v", err)
-	}
-	p := h.pushed()
-	var ids []int64
-	seen := map[string]int{}
-	for _, req := range p {
-		seen[req.BatchID]++
-		if seen[req.BatchID] > 1 {
-			continue // the re-send of the lost batch
-		}
-		for _, c := range req.Changes {
-			var k struct{ ID int64 }
-			if err := json.Unmarshal(c.Key, &k); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, k.ID)
-		}
-	}
-	for i, id := range ids {
-		if id != int64(10+i) {
-			t.Fatalf("rows reached the hub in the order %v, want 10..19 in outbox order", ids)
-		}
-	}
-	if len(ids) != 10 || seen[p[2].BatchID] != 2 || p[3].BatchID != p[2].BatchID {
-		t.Fatalf("pushes %d, ids %v; want the lost third batch re-sent right after it was lost", len(p), ids)
-	}
-	if rep.Pending != 0 || len(readOutboxRows(t, db)) != 0 {
-		t.Fatalf("report %+v, outbox %v: want it empty", rep, readOutboxRows(t, db))
-	}
-}
-
-// keyIDs returns the "id" key column of each change of a push.
-func keyIDs(t *testing.T, req syncproto.PushRequest) []int64 {
-	t.Helper()
-	var ids []int64
-	for _, c := range req.Changes {
-		var k struct{ ID int64 }
-		if err := json.Unmarshal(c.Key, &k); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, k.ID)
-	}
-	return ids
-}
-
-// TestPush_PipelineSendsAhead: with PushPipeline 3 the agent sends batches while
-// earlier ones are unanswered, each naming the batch sent before it (After), and a
-// later local write of a row whose batch is unanswered waits for that answer (the
-// batches formed meanwhile end before it).
-func TestPush_PipelineSendsAhead(t *testing.T) {
-	h, a, db := syncedItems(t, func(c *Config) { c.PushBatch, c.PushPipeline = 2, 3 })
-	for id := 10; id < 14; id++ {
-		appExec(t, db, fmt.Sprintf(`INSERT INTO items (id, name, price) VALUES (%d, 'n%d', '1.00')`, id, id))
-	}
-	var mu sync.Mutex
-	inHub, most := 0, 0
-	answered := map[string]bool{}
-	var firstBatch string
-	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
-		mu.Lock()
-		inHub++
-		most = max(most, inHub)
-		for i, id := range keyIDs(t, *req) {
-			switch {
-			case id != 12:
-			case req.Changes[i].Op == "i":
-				firstBatch = req.BatchID
-				// A later write of row 12 while its batch is on its way: the batch
-				// formed on the first batch's answer must leave it out.
-				if _, err := db.Exec(`UPDATE items SET name = 'again' WHERE id = 12`); err != nil {
-					h.t.Errorf("write during push: %v", err)
-				}
-			case !answered[firstBatch]:
-				h.t.Errorf("push %d carries the later write of row 12 before the batch holding its first write was answered", n)
-			}
-		}
-		mu.Unlock()
-		time.Sleep(20 * time.Millisecond) // time for the agent to send more
-		mu.Lock()
-		inHub--
-		answered[req.BatchID] = true
-		mu.Unlock()
-		return 0, nil
-	}
-	rep, err := a.PushNow(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if most < 2 {
-		t.Errorf("at most %d pushes were at the hub at once; want the pipeline to send ahead", most)
-	}
-	p := h.pushed()
-	// In the order the agent formed them (first change id), each batch names the one
-	// before it, or nothing when that one was answered already.
-	sort.Slice(p, func(i, j int) bool { return p[i].Changes[0].ID < p[j].Changes[0].ID })
-	var ids []int64
-	afters := 0
-	for i, req := range p {
-		ids = append(ids, keyIDs(t, req)...)
-		if req.After == "" {
-			continue
-		}
-		afters++
-		if i == 0 || req.After != p[i-1].BatchID {
-			t.Errorf("batch %d names %q as the one it follows; want the batch sent before it", i, req.After)
-		}
-	}
-	if afters == 0 {
-		t.Errorf("no batch named the batch it follows: %+v", p)
-	}
-	want := []int64{10, 11, 12, 13, 12}
-	if fmt.Sprint(ids) != fmt.Sprint(want) {
-		t.Errorf("rows reached the hub as %v, want %v (the later write of row 12 last)", ids, want)
-	}
-	if rep.Applied != 5 || rep.Pending != 0 || len(readOutboxRows(t, db)) != 0 {
-		t.Errorf("report %+v, outbox %v", rep, readOutboxRows(t, db))
-	}
-}
-
-// TestPush_PipelineFailureKeepsOrder: a lost answer in the middle of the pipeline stops
-// sending; answers to batches already sent are still applied, the lost batch stays open
-// and is re-sent first next time, and nothing is lost or sent as a new batch twice.
-func TestPush_PipelineFailureKeepsOrder(t *testing.T) {
-	h, a, db := syncedItems(t, func(c *Config) { c.PushBatch, c.PushPipeline = 2, 3 })
-	for id := 10; id < 20; id++ {
-		appExec(t, db, fmt.Sprintf(`INSERT INTO items (id, name, price) VALUES (%d, 'n%d', '1.00')`, id, id))
-	}
-	var lost string
-	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
-		time.Sleep(10 * time.Millisecond)
-		if ids := keyIDs(t, *req); ids[0] == 12 && lost == "" {
-			lost = req.BatchID
-			return dropConn, nil
-		}
-		return 0, nil
-	}
-	ctx := context.Background()
-	if _, err := a.PushNow(ctx); err == nil {
-		t.Fatal("PushNow succeeded although an answer was lost")
-	}
-	first := len(h.pushed())
-	open := map[string]bool{}
-	for _, r := range readOutboxRows(t, db) {
-		if r.batch.Valid {
-			open[r.batch.String] = true
-		}
-	}
-	if !open[lost] {
-		t.Fatalf("the batch whose answer was lost is not open: %v", open)
-	}
-	if _, err := a.PushNow(ctx); err != nil {
-		t.Fatalf("second PushNow: %v", err)
-	}
-	// The lost batch is sent first again; what is formed behind it while it is away names
-	// it (or a batch behind it), so the hub writes them after it whatever order the
-	// requests arrive in.
-	p := h.pushed()
-	resent := false
-	for _, req := range p[first:] {
-		switch {
-		case req.BatchID == lost:
-			resent = true
-		case req.After == "":
-			t.Errorf("batch %s (rows %v) was sent after the lost batch without naming the batch it follows", req.BatchID, keyIDs(t, req))
-		}
-	}
-	if !resent {
-		t.Errorf("the lost batch %s was not re-sent", lost)
-	}
-	seen := map[int64]int{}
-	for _, req := range p {
-		if req.BatchID == lost {
-			continue
-		}
-		for _, id := range keyIDs(t, req) {
-			seen[id]++
-		}
-	}
-	for id := int64(10); id < 20; id++ {
-		if want := map[bool]int{true: 0, false: 1}[id == 12 || id == 13]; seen[id] != want {
-			t.Errorf("row %d sent in %d batches other than the lost one, want %d", id, seen[id], want)
-		}
-	}
-	if len(readOutboxRows(t, db)) != 0 {
-		t.Errorf("outbox not empty: %v", readOutboxRows(t, db))
+	if rows, rej := readOutboxRows(t, db), rejectedRows(t, db); len(rows) != 1 || len(rej) != 0 || len(h.pushed()) != 0 {
+		t.Errorf("outbox %+v, rejected %v, %d pushes; want the change kept and nothing sent", rows, rej, len(h.pushed()))
 	}
 }
