@@ -26,7 +26,7 @@ import (
 // order: no child is refused by its foreign key, and PostgreSQL holds every row.
 func TestIntegration_PushPipelineKeepsOrder(t *testing.T) {
 	s, _, _ := pushStack(t)
-	proxy, arrivals := delayFirstPush(t, s.url, 400*time.Millisecond)
+	proxy, arrivals := delayFirstPush(t, s.url, 1, 400*time.Millisecond)
 	a := s.newEdgeWith("edge-p", func(c *edge.Config) {
 		c.HubURL = proxy
 		c.PushBatch, c.PushPipeline = 5, 3
@@ -35,6 +35,7 @@ func TestIntegration_PushPipelineKeepsOrder(t *testing.T) {
 	if err := a.InitSyncAll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	warmUp(t, a) // the edge pipelines once the hub has shown it orders batches
 	for _, base := range []int{10, 20} {
 		for i := base; i < base+5; i++ {
 			edgeExec(t, a, `INSERT INTO parent VALUES (?, ?)`, i, fmt.Sprintf("parent %d", i))
@@ -47,7 +48,7 @@ func TestIntegration_PushPipelineKeepsOrder(t *testing.T) {
 	if rep.Applied != 20 || rep.Rejected != 0 || rep.Batches != 4 {
 		t.Fatalf("push: %+v, want 4 batches, 20 applied and nothing rejected", rep)
 	}
-	got := arrivals()
+	got := arrivals()[1:] // after the warm-up
 	if len(got) < 2 || got[0].After == "" {
 		t.Fatalf("the hub did not receive a batch before the one it follows (arrivals %+v); the test proves nothing", got)
 	}
@@ -62,14 +63,24 @@ func TestIntegration_PushPipelineKeepsOrder(t *testing.T) {
 	s.assertEdgeEqualsSource(a)
 }
 
+// warmUp pushes one change, so that the edge has seen the hub's X-Synchub-Push-After
+// answer and pipelines from then on.
+func warmUp(t *testing.T, a *edge.Agent) {
+	t.Helper()
+	edgeExec(t, a, `INSERT INTO parent VALUES (?, ?)`, 9, "warm-up")
+	if rep := push(t, a); rep.Applied != 1 {
+		t.Fatalf("warm-up push: %+v", rep)
+	}
+}
+
 // pushArrival is a push request as the hub received it.
 type pushArrival struct{ BatchID, After string }
 
-// delayFirstPush starts a loopback proxy to target that holds the first POST /v1/push
-// that follows no other batch (the head of the edge's pipeline) for delay before
-// forwarding it, and records the order in which push requests reach
+// delayFirstPush starts a loopback proxy to target that, after skip pushes, holds the
+// first POST /v1/push that follows no other batch (the head of the edge's pipeline)
+// for delay before forwarding it, and records the order in which push requests reach
 // target.
-func delayFirstPush(t testing.TB, target string, delay time.Duration) (proxyURL string, arrivals func() []pushArrival) {
+func delayFirstPush(t testing.TB, target string, skip int, delay time.Duration) (proxyURL string, arrivals func() []pushArrival) {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
@@ -78,6 +89,7 @@ func delayFirstPush(t testing.TB, target string, delay time.Duration) (proxyURL 
 	rp := httputil.NewSingleHostReverseProxy(u)
 	var (
 		mu      sync.Mutex
+		seen    int
 		delayed bool
 		order   []pushArrival
 	)
@@ -106,7 +118,8 @@ func delayFirstPush(t testing.TB, target string, delay time.Duration) (proxyURL 
 			t.Errorf("proxy: push body: %v", err)
 		}
 		mu.Lock()
-		first := req.After == "" && !delayed // the first batch of a pipeline
+		seen++
+		first := seen > skip && req.After == "" && !delayed // the first batch of a pipeline
 		delayed = delayed || first
 		mu.Unlock()
 		if first {
@@ -134,6 +147,7 @@ func delayFirstPush(t testing.TB, target string, delay time.Duration) (proxyURL 
 func TestIntegration_PushPipelineLostAnswer(t *testing.T) {
 	s, _, _ := pushStack(t)
 	var drops atomic.Int32
+	drops.Store(-1) // disarmed for the warm-up push
 	proxy := dropFirstPushResponse(t, s.url, &drops)
 	a := s.newEdgeWith("edge-q", func(c *edge.Config) {
 		c.HubURL = proxy
@@ -143,6 +157,8 @@ func TestIntegration_PushPipelineLostAnswer(t *testing.T) {
 	if err := a.InitSyncAll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	warmUp(t, a)
+	drops.Store(0)
 	for i := 100; i < 115; i++ {
 		edgeExec(t, a, `INSERT INTO client_notes (id, title, body, n) VALUES (?, ?, 'b', 1)`, i, fmt.Sprintf("t%d", i))
 	}

@@ -400,8 +400,8 @@ func TestIntegration_PushClockSkew(t *testing.T) {
 }
 
 // dropFirstPushResponse starts a loopback proxy to target that forwards every request,
-// but for the first POST /v1/push closes the client's connection after the hub answered,
-// so the edge never sees the answer.
+// but for the first POST /v1/push while drops is 0 closes the client's connection after
+// the hub answered, so the edge never sees the answer (drops becomes 1).
 func dropFirstPushResponse(t testing.TB, target string, drops *atomic.Int32) string {
 	t.Helper()
 	u, err := url.Parse(target)
