@@ -49,6 +49,15 @@ type fakeHub struct {
 // dropConn makes the fake hub close a push's connection without answering.
 const dropConn = -1
 
+// dropFirstAnswer is an onPush that loses the answer to the first push and answers
+// the others "applied".
+func dropFirstAnswer(n int, _ *syncproto.PushRequest) (int, any) {
+	if n == 1 {
+		return dropConn, nil
+	}
+	return 0, nil
+}
+
 type fakeVersion struct {
 	origin string
 	ts     int64

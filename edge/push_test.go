@@ -277,12 +277,7 @@ func TestPush_BatchIDSurvivesReopen(t *testing.T) {
 	}
 	db := reader(t, path)
 	appExec(t, db, `UPDATE items SET name = 'x' WHERE id = 1`)
-	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
-		if n == 1 {
-			return dropConn, nil
-		}
-		return 0, nil
-	}
+	h.onPush = dropFirstAnswer
 	if _, err := a.PushNow(context.Background()); err == nil {
 		t.Fatal("want an error for the lost answer")
 	}
@@ -309,12 +304,7 @@ func TestPush_OpenBatchOfOlderVersionKeepsItsStamps(t *testing.T) {
 	appExec(t, db, `UPDATE items SET name = 'one b' WHERE id = 1`)
 	appExec(t, db, `UPDATE items SET price = '1.99' WHERE id = 1`)
 	appExec(t, db, `INSERT INTO items (id, name, price) VALUES (7, 'seven', '7.00')`)
-	h.onPush = func(n int, req *syncproto.PushRequest) (int, any) {
-		if n == 1 {
-			return dropConn, nil
-		}
-		return 0, nil
-	}
+	h.onPush = dropFirstAnswer
 	if _, err := a.PushNow(context.Background()); err == nil {
 		t.Fatal("want an error for the lost answer")
 	}

@@ -292,22 +292,34 @@ func (s *objectScan) row(b []byte, spans []valueSpan, what string, lenient bool)
 			continue
 		}
 		col := &s.tbl.Columns[i]
-		raw := b[sp.start:sp.end]
-		v, err := cdc.ParseJSONValue(col.Kind, raw)
+		v, ok, err := columnValue(col, b[sp.start:sp.end], what, lenient)
 		if err != nil {
-			if lenient {
-				continue
-			}
-			return nil, fmt.Errorf("%s: column %s (%s): value %s: %v", what, col.Name, col.Kind, truncate(string(raw), 80), err)
+			return nil, err
 		}
-		if !lenient {
-			if err := checkText(v); err != nil {
-				return nil, fmt.Errorf("%s: column %s (%s): value %s: %v", what, col.Name, col.Kind, truncate(string(raw), 80), err)
-			}
+		if ok {
+			row = append(row, cdc.Field{Name: col.Name, Value: v})
 		}
-		row = append(row, cdc.Field{Name: col.Name, Value: v})
 	}
 	return row, nil
+}
+
+// columnValue parses one column's JSON value. Lenient (a base image) skips a value
+// that does not parse (ok false); otherwise it is an error naming the column, as is
+// text the central database cannot store.
+func columnValue(col *cdc.Column, raw []byte, what string, lenient bool) (v cdc.Value, ok bool, err error) {
+	v, err = cdc.ParseJSONValue(col.Kind, raw)
+	if err != nil {
+		if lenient {
+			return v, false, nil
+		}
+		return v, false, fmt.Errorf("%s: column %s (%s): value %s: %v", what, col.Name, col.Kind, truncate(string(raw), 80), err)
+	}
+	if !lenient {
+		if err := checkText(v); err != nil {
+			return v, false, fmt.Errorf("%s: column %s (%s): value %s: %v", what, col.Name, col.Kind, truncate(string(raw), 80), err)
+		}
+	}
+	return v, true, nil
 }
 
 func isKeyColumn(tbl *cdc.Table, name string) bool {

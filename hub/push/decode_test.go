@@ -68,24 +68,19 @@ func decodeBaseRef(tbl *cdc.Table, raw json.RawMessage) (cdc.Row, error) {
 
 func rowFromMapRef(tbl *cdc.Table, m map[string]json.RawMessage, what string, lenient bool) (cdc.Row, error) {
 	row := make(cdc.Row, 0, len(m))
-	for _, col := range tbl.Columns {
+	for i := range tbl.Columns {
+		col := &tbl.Columns[i]
 		raw, ok := m[col.Name]
 		if !ok {
 			continue
 		}
-		v, err := cdc.ParseJSONValue(col.Kind, raw)
+		v, ok, err := columnValue(col, raw, what, lenient)
 		if err != nil {
-			if lenient {
-				continue
-			}
-			return nil, fmt.Errorf("%s: column %s (%s): value %s: %v", what, col.Name, col.Kind, truncate(string(raw), 80), err)
+			return nil, err
 		}
-		if !lenient {
-			if err := checkText(v); err != nil {
-				return nil, fmt.Errorf("%s: column %s (%s): value %s: %v", what, col.Name, col.Kind, truncate(string(raw), 80), err)
-			}
+		if ok {
+			row = append(row, cdc.Field{Name: col.Name, Value: v})
 		}
-		row = append(row, cdc.Field{Name: col.Name, Value: v})
 	}
 	return row, nil
 }

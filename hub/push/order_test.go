@@ -432,20 +432,8 @@ func TestPush_WaitBehindPredecessorIsNotSkew(t *testing.T) {
 	change := updateChange(1, v1, order(7, "base", "9.90", 1), order(7, "client", "9.90", 1))
 	change.HLC = hlcAt(time.Date(2026, 1, 10, 12, 0, 1, 500_000_000, time.UTC), "till-1")
 
-	n1Applying, releaseN1 := make(chan struct{}), make(chan struct{})
-	e.db.before = func(tag cdc.Tag) error {
-		if tag.Batch == "n1" {
-			close(n1Applying)
-			<-releaseN1
-		}
-		return nil
-	}
-	n2Waiting := make(chan struct{})
-	e.svc.orderWaitHook = func(batch, after string) {
-		if batch == "n2" {
-			close(n2Waiting)
-		}
-	}
+	n1Applying, releaseN1 := e.holdApply("n1")
+	n2Waiting := e.waitingFor("n2")
 	r1 := e.pushAsync(batchReq("n1", "", insertChange(1, order(1, "a", "1.00", 1))))
 	<-n1Applying
 	req := batchReq("n2", "n1", change)
@@ -492,20 +480,8 @@ func TestPush_AfterRefusedBatchProceeds(t *testing.T) {
 // waits for that batch's write however long it takes, beyond push.order_wait.
 func TestPush_OrderWaitBoundsOnlyArrival(t *testing.T) {
 	e := newEnv(t, func(c *Config, _ *Deps) { c.OrderWait = 50 * time.Millisecond })
-	n1Applying, releaseN1 := make(chan struct{}), make(chan struct{})
-	e.db.before = func(tag cdc.Tag) error {
-		if tag.Batch == "n1" {
-			close(n1Applying)
-			<-releaseN1
-		}
-		return nil
-	}
-	n2Waiting := make(chan struct{})
-	e.svc.orderWaitHook = func(batch, after string) {
-		if batch == "n2" {
-			close(n2Waiting)
-		}
-	}
+	n1Applying, releaseN1 := e.holdApply("n1")
+	n2Waiting := e.waitingFor("n2")
 	r1 := e.pushAsync(batchReq("n1", "", insertChange(1, order(1, "a", "1.00", 1))))
 	<-n1Applying
 	r2 := e.pushAsync(batchReq("n2", "n1", insertChange(2, order(2, "b", "1.00", 1))))
@@ -548,4 +524,31 @@ func TestPush_SharedRowWaitsForEarlierCapture(t *testing.T) {
 	if err := e.svc.db.QueryRow(`SELECT head FROM push_batches WHERE batch_id = 'n2'`).Scan(&head); err != nil || head < v1 {
 		t.Fatalf("n2 recorded head %d (%v), want at least n1's version %d", head, err, v1)
 	}
+}
+
+// holdApply stops batch's central-database write until release is closed; applying is
+// closed when the write has started.
+func (e *env) holdApply(batch string) (applying, release chan struct{}) {
+	applying, release = make(chan struct{}), make(chan struct{})
+	e.db.before = func(tag cdc.Tag) error {
+		if tag.Batch == batch {
+			close(applying)
+			<-release
+		}
+		return nil
+	}
+	return applying, release
+}
+
+// waitingFor returns a channel closed when batch starts waiting for the batch it
+// follows.
+func (e *env) waitingFor(batch string) <-chan struct{} {
+	waiting := make(chan struct{})
+	var once sync.Once
+	e.svc.orderWaitHook = func(b, _ string) {
+		if b == batch {
+			once.Do(func() { close(waiting) })
+		}
+	}
+	return waiting
 }
