@@ -310,3 +310,42 @@ func TestIntegration_MariaDBKill9(t *testing.T) {
 		t.Fatalf("graceful stop: %v", err)
 	}
 }
+
+// TestIntegration_MariaDBPushUnchangedRow: an edge's update that leaves the row as
+// MariaDB already has it (written and written back) has no row event in the binlog;
+// the write-back still reaches the hub, so the push is answered with its version at
+// once rather than without one after push.wait_timeout.
+func TestIntegration_MariaDBPushUnchangedRow(t *testing.T) {
+	s := newMySQLStack(t, mysqlTypesSchema+";"+fmt.Sprintf(mysqlTypesRow, 1), []string{"items"})
+	a := s.newEdge("a")
+	s.waitStreaming()
+	s.syncEdge(a)
+	if err := a.InitSyncAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	local := edgeLocal(s, "items")
+	s.waitHubCaughtUp()
+	before := s.head()
+	var vc string
+	if err := a.DB().QueryRow(`SELECT vc FROM "` + local + `" WHERE id = 1`).Scan(&vc); err != nil {
+		t.Fatal(err)
+	}
+	edgeExec(t, a, `UPDATE "`+local+`" SET vc = 'for a moment' WHERE id = 1`)
+	edgeExec(t, a, `UPDATE "`+local+`" SET vc = ? WHERE id = 1`, vc)
+	start := time.Now()
+	rep := push(t, a)
+	took := time.Since(start)
+	if rep.Applied != 1 {
+		t.Fatalf("push: %+v, want 1 applied", rep)
+	}
+	var version int64
+	if err := a.DB().QueryRow(`SELECT version FROM _synchub_rowver WHERE tbl = ? AND pushed = 1`, s.db+".items").Scan(&version); err != nil {
+		t.Fatalf("row 1's pushed version on the edge: %v", err)
+	}
+	if version <= before {
+		t.Fatalf("row 1 recorded at version %d after the push (the log's head was %d before it; push took %v): the answer came without the write-back's version", version, before, took)
+	}
+	s.waitHubCaughtUp()
+	s.syncEdge(a)
+	s.assertEdgeEqualsSource(a)
+}

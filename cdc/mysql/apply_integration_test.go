@@ -190,14 +190,20 @@ func testApplierStreamed(t *testing.T, srv *myserver.Server) {
 		row = append(row, apField(c.col, c.v))
 	}
 	apNoErrors(t, apApply(t, a, cdc.Tag{Origin: "edge-a", Batch: "b1"}, apInsert(table, row...)))
+	// An update that leaves the row as it is has no row event in the binlog; the
+	// write-back still arrives, empty, with its batch.
+	apNoErrors(t, apApply(t, a, cdc.Tag{Origin: "edge-a", Batch: "b-same"}, cdc.Change{Table: table, Op: cdc.OpUpdate, Before: row[:1], After: row}))
 	apNoErrors(t, apApply(t, a, cdc.Tag{Batch: "r1"}, cdc.Change{Table: table, Op: cdc.OpDelete, Before: row[:1]}))
-	waitFor(t, "2 transactions", func() bool { return len(h.whole()) >= 2 })
+	waitFor(t, "3 transactions", func() bool { return len(h.whole()) >= 3 })
 	txs := h.whole()
 	if txs[0].Origin != "edge-a" || txs[0].Batch != "b1" || len(txs[0].Changes) != 1 {
 		t.Fatalf("insert tx: origin %q batch %q changes %d, want edge-a b1 1", txs[0].Origin, txs[0].Batch, len(txs[0].Changes))
 	}
-	if txs[1].Origin != "" || txs[1].Batch != "r1" || len(txs[1].Changes) != 1 || txs[1].Changes[0].Op != cdc.OpDelete {
-		t.Fatalf("delete tx: origin %q batch %q changes %+v, want \"\" r1 and one delete", txs[1].Origin, txs[1].Batch, txs[1].Changes)
+	if txs[1].Origin != "edge-a" || txs[1].Batch != "b-same" || len(txs[1].Changes) != 0 {
+		t.Fatalf("unchanging update tx: origin %q batch %q changes %+v, want edge-a b-same and no changes", txs[1].Origin, txs[1].Batch, txs[1].Changes)
+	}
+	if txs[2].Origin != "" || txs[2].Batch != "r1" || len(txs[2].Changes) != 1 || txs[2].Changes[0].Op != cdc.OpDelete {
+		t.Fatalf("delete tx: origin %q batch %q changes %+v, want \"\" r1 and one delete", txs[2].Origin, txs[2].Batch, txs[2].Changes)
 	}
 	got := txs[0].Changes[0].After
 	for _, c := range cases {

@@ -109,7 +109,9 @@
 //
 // The stream reads Tx.Origin and Tx.Batch from that row's new image and never
 // delivers the row itself. Write it first: a transaction delivered in parts carries
-// the origin only on parts after the row.
+// the origin only on parts after the row. A write-back whose row writes all left their
+// rows as they were has no other row event (MySQL logs none for such an UPDATE); it is
+// delivered as an empty transaction with its batch, so the push learns it committed.
 //
 // # Type mapping
 //

@@ -457,8 +457,12 @@ func (st *streamer) commit(ctx context.Context, hdr *replication.EventHeader) er
 	pos := Position{Flavour: st.s.flavour, File: st.file, Offset: end, GTID: st.gtid.String()}
 	st.inTx = false
 	st.s.lastSeen.Store(&pos)
-	if len(st.part.Changes) == 0 && len(st.pendingTables) == 0 && st.partsSent == 0 {
-		st.origin, st.batch = "", ""
+	// A transaction with nothing captured is skipped, unless it is a write-back (it
+	// carried an origin row with a batch): one whose row writes all changed nothing
+	// (MySQL logs no row event for an UPDATE that leaves the row as it was) is still
+	// delivered, empty, so that the push waiting for it learns that it committed.
+	if len(st.part.Changes) == 0 && len(st.pendingTables) == 0 && st.partsSent == 0 && st.batch == "" {
+		st.origin = ""
 		// Transactions on other tables can keep the stream from ever waiting; the
 		// consumer still gets its moment to commit once IdleWait has passed since the
 		// last delivery.
