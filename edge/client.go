@@ -208,11 +208,12 @@ func (c *hubClient) page(ctx context.Context, since int64, cursor, scope string,
 
 var errNoCursor = errors.New("the hub sent a page without commit and without a cursor to continue it")
 
-// pushAfterHeader is set to "1" on every /v1/push response of a hub that honours
-// PushRequest.After (hub/api sets it). An older hub ignores After and may write batches
-// that arrive together out of order, so the agent sends one batch at a time until it
-// has seen the header.
-const pushAfterHeader = "X-Synchub-Push-After"
+// pushAfterHeader is set to "1" on every /v1/push answer of a hub that honours
+// PushRequest.After. An older hub ignores After and may write batches that arrive
+// together out of order, so the agent sends one batch at a time until it has seen the
+// header, and again after a successful answer without it (a hub rolled back, or a mix
+// of hub versions behind a load balancer).
+const pushAfterHeader = syncproto.HeaderPushAfter
 
 // gzipPushOver is the request size above which a push body is gzip-compressed.
 const gzipPushOver = 8 << 10
@@ -260,8 +261,13 @@ func (c *hubClient) push(ctx context.Context, req *syncproto.PushRequest) (*sync
 		return nil, fmt.Errorf("push batch %s: %w", req.BatchID, err)
 	}
 	defer resp.Body.Close()
-	if resp.Header.Get(pushAfterHeader) == "1" {
+	switch {
+	case resp.Header.Get(pushAfterHeader) == "1":
 		c.pushAfter.Store(true)
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		// Only the hub's own handler answers 2xx; an error from a proxy in between
+		// says nothing about the hub.
+		c.pushAfter.Store(false)
 	}
 	var r io.Reader = resp.Body
 	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {

@@ -200,6 +200,18 @@ func TestPush_PipelinesOnlyOnceTheHubHonoursAfter(t *testing.T) {
 	if afters == 0 || len(p) != 5 || len(readOutboxRows(t, db)) != 0 {
 		t.Errorf("%d pushes, %d naming the batch they follow, outbox %v", len(p), afters, readOutboxRows(t, db))
 	}
+
+	// The hub is rolled back to a version without the header: a successful answer
+	// without it stops the pipelining.
+	h.mu.Lock()
+	h.noPushAfter = true
+	h.mu.Unlock()
+	hold = func(int, *syncproto.PushRequest) {}
+	insertItems(t, db, 30, 32)
+	pushNow(t, a)
+	if a.client.pushAfter.Load() {
+		t.Error("after a successful push answer without X-Synchub-Push-After the agent still pipelines")
+	}
 }
 
 // TestPush_PipelinedBatchesStayInOrder: with several batches in the outbox and one batch

@@ -126,9 +126,11 @@ func TestLoadConfig_PushAnswerRetention(t *testing.T) {
 	if got := cfg.hubConfig().Push.AnswerRetention; got != 0 {
 		t.Fatalf("push.answer_retention with an environment override: %v, want 0 (keep for ever)", got)
 	}
-	cfg.Push.AnswerRetention = -time.Hour
-	if err := cfg.hubConfig().Push.Validate(nil); err == nil || !strings.Contains(err.Error(), "push.answer_retention") {
-		t.Fatalf("answer_retention -1h: want an error naming push.answer_retention, got %v", err)
+	for _, bad := range []time.Duration{-time.Hour, 30 * time.Minute} {
+		cfg.Push.AnswerRetention = bad
+		if err := cfg.hubConfig().Push.Validate(nil); err == nil || !strings.Contains(err.Error(), "push.answer_retention") {
+			t.Fatalf("answer_retention %v: want an error naming push.answer_retention, got %v", bad, err)
+		}
 	}
 }
 

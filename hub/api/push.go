@@ -28,7 +28,9 @@ import (
 // too many changes or too large a body; 503: pushes unavailable, the batch's outcome
 // not known yet (retry later with the same batch id), or the batch it follows failed or
 // has not arrived (code batch_pending: re-send that batch first, then this one
-// unchanged).
+// unchanged). A re-sent batch whose answer was discarded after push.answer_retention
+// is answered 200 with each change rejected, code answer_expired, and the row as the
+// central database has it now.
 func (s *Server) handlePush(c *fiber.Ctx) error {
 	// Tells the edge that this hub orders batches sent with "after", so it may send a
 	// batch before the previous one is answered.
@@ -166,8 +168,6 @@ func (s *Server) pushError(c *fiber.Ctx, err error) error {
 		return s.sendStatusError(c, fiber.StatusRequestEntityTooLarge, "batch_too_large", pe.Message, pe.Err)
 	case push.KindState:
 		return s.sendStatusError(c, fiber.StatusConflict, "conflict_state", pe.Message, pe.Err)
-	case push.KindExpired:
-		return s.sendStatusError(c, fiber.StatusConflict, "answer_expired", pe.Message, pe.Err)
 	case push.KindPending:
 		c.Set(fiber.HeaderRetryAfter, "5")
 		return s.sendStatusError(c, fiber.StatusServiceUnavailable, "batch_pending", pe.Message, pe.Err)

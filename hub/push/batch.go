@@ -240,7 +240,8 @@ func (s *Service) landedInRowIndex(ctx context.Context, origin string, head int6
 	var version int64
 	landed := false
 	for _, pw := range writes {
-		if pw.Failed {
+		if pw.Failed || pw.Shared {
+			// A shared row's version may be the earlier batch's write.
 			continue
 		}
 		info, ok, err := s.store.Row(ctx, pw.Table, pw.Key)

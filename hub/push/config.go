@@ -35,9 +35,9 @@ type Config struct {
 	// with nothing written, and the edge re-sends both in order.
 	OrderWait time.Duration
 	// AnswerRetention is how long the answer of a finished batch is kept to answer a
-	// re-send of the same batch id; 0 keeps answers for ever. After it a re-send is
-	// refused (409 answer_expired) rather than applied again: the batch record stays,
-	// without its answer.
+	// re-send of the same batch id: 0 keeps answers for ever, otherwise at least an
+	// hour. After it the batch record stays without its answer, and a re-send is not
+	// applied again but answered with the current rows (code answer_expired).
 	AnswerRetention time.Duration
 }
 
@@ -63,8 +63,8 @@ func (c Config) Validate(resolvers map[string]conflict.Resolver) error {
 		return fmt.Errorf("push.wait_timeout: %v; must not be negative (0 answers without waiting)", c.WaitTimeout)
 	case c.LandingGrace <= 0:
 		return fmt.Errorf("push.landing_grace: %v; must be positive, such as 1m", c.LandingGrace)
-	case c.AnswerRetention < 0:
-		return fmt.Errorf("push.answer_retention: %v; must not be negative (0 keeps answers for ever, such as 720h keeps them 30 days)", c.AnswerRetention)
+	case c.AnswerRetention < 0 || (c.AnswerRetention > 0 && c.AnswerRetention < time.Hour):
+		return fmt.Errorf("push.answer_retention: %v; set 0 to keep answers for ever, or at least 1h (an edge re-sends a batch whose answer it lost, possibly after days offline), such as 720h for 30 days", c.AnswerRetention)
 	case c.OrderWait <= 0:
 		return fmt.Errorf("push.order_wait: %v; must be positive, such as 5s (how long a batch waits for the batch it follows)", c.OrderWait)
 	}

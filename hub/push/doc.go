@@ -12,26 +12,31 @@
 // its plan (the answers decided so far and the rows to be written) and the change
 // log's head; after the write, the answers (with versions, conflict ids and rejection
 // reasons), the manual conflicts and the rejected changes are stored in one meta
-// transaction that marks the batch "done". A re-sent batch id that is done gets the
-// stored answer and nothing is applied again.
+// transaction that marks the batch "done" (its plan is dropped then). A re-sent batch
+// id that is done gets the stored answer and nothing is applied again. Answers older
+// than Config.AnswerRetention are discarded (Prune) while the record stays: a re-send
+// is then not applied again either, but answered per change rejected with code
+// answer_expired and the row as the central database has it now, which the edge takes.
+// A batch that has no record yet is refused as too large (KindTooLarge) when it holds
+// more than MaxBatchChanges changes; a recorded one is answered whatever the limit.
 //
 // A batch found "applying" was interrupted (the hub stopped, or storing the answer
 // failed) and its write may or may not have committed. The hub never applies it again
 // while that is unknown. It decides as follows:
 //
-//  1. The ingest loop records every committed write-back transaction's batch id and
-//     version in landed_batches (and wakes waiting pushes). If the batch is there, or
-//     lands within WaitTimeout, the write committed.
+//  1. The ingest loop reports every committed write-back transaction's batch id and
+//     version (and wakes waiting pushes); the landings of batches still "applying" are
+//     recorded in landed_batches. If the batch is there, or lands within WaitTimeout,
+//     the write committed.
 //  2. Otherwise the row index is consulted: a row of the batch whose latest version is
 //     newer than the recorded head and was written by the pushing edge shows the write
 //     committed (this covers a hub that stopped between the change-log commit and the
-//     landed_batches insert). A batch that writes a row an earlier batch of the same
-//     edge wrote waits, before it records its head, until that earlier write is
-//     captured (or is answered KindPending after WaitTimeout), so the head covers
-//     every earlier write of its rows; and a later batch of the same edge is written
-//     only after this batch's write returned (see Ordering). So such a row proves the
-//     write committed; the oldest such version is taken as the batch's, since the
-//     later batch may have written some of the rows again.
+//     landed_batches insert). Rows that an earlier batch of the same edge wrote and
+//     that the change log had not shown at the head are marked in the plan and left
+//     out, as their version may be that earlier write; a later batch of the same edge
+//     is written only after this batch's write returned (see Ordering), so the other
+//     rows prove the write committed. The oldest such version is taken as the batch's,
+//     since the later batch may have written some of the rows again.
 //  3. Otherwise, once the change log holds a source transaction committed more than
 //     LandingGrace after the batch was recorded, the write cannot have committed (the
 //     source delivers in commit order), so the record is dropped and the batch is
@@ -75,7 +80,8 @@
 // The decision time does not count towards the edge's clock skew: the skew is
 // measured when the batch arrives. While it waits a batch holds only its own batch
 // lock, never the write section. Every answer to a push carries the header
-// syncproto.HeaderPushAfter, so that edges pipeline only with hubs that order. A re-send of a recorded batch is answered from its record and
+// syncproto.HeaderPushAfter (refusals by middleware in front of it do not), so that
+// edges pipeline only with hubs that order. A re-send of a recorded batch is answered from its record and
 // ignores After; retries of rejected changes and admin resolutions have no order.
 //
 // # Concurrency

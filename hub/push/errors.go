@@ -25,9 +25,6 @@ const (
 	// KindUnavailable: the central database refused the whole transaction or cannot be
 	// reached; nothing was written; retry later (503).
 	KindUnavailable
-	// KindExpired: a re-sent batch was answered long ago and its answer is no longer
-	// kept (push.answer_retention); it is not applied again (409 answer_expired).
-	KindExpired
 )
 
 // Error is an error of the push service with its kind and a message for the client.

@@ -76,8 +76,11 @@ type fakeDB struct {
 	// skipLanded captures writes without telling the service, as when the hub stops
 	// between the change-log commit and recording the landing.
 	skipLanded bool
-	svc        *Service
-	wg         sync.WaitGroup
+	// landNow reports a landing before Apply returns, as a capture faster than the
+	// write's return path would.
+	landNow bool
+	svc     *Service
+	wg      sync.WaitGroup
 	// before, when set, is called at the start of every Apply, outside the lock; an
 	// error fails the whole transaction. after is called when Apply returns.
 	before func(tag cdc.Tag) error
@@ -154,6 +157,10 @@ func (f *fakeDB) captureLocked(tag cdc.Tag, written []cdc.Change) {
 		return
 	}
 	svc := f.svc
+	if f.landNow {
+		svc.Landed(context.Background(), []Landing{{Batch: tag.Batch, Version: v}})
+		return
+	}
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()

@@ -2,7 +2,6 @@ package push
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/synchub/synchub/hub/syncproto"
@@ -53,9 +52,10 @@ func (s *Service) recordLandings(ctx context.Context, landings []Landing, now in
 	}
 	defer tx.Rollback()
 	for _, l := range landings {
-		// A batch answered already (its push stopped waiting) needs no landing record.
+		// Only a batch still being written (or interrupted) needs the record: one
+		// answered already has its answer, and admin resolutions have no batch record.
 		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO landed_batches (batch_id, version, landed)
-			SELECT ?1, ?2, ?3 WHERE NOT EXISTS (SELECT 1 FROM push_batches WHERE batch_id = ?1 AND state = 'done')`,
+			SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM push_batches WHERE batch_id = ?1 AND state = 'applying')`,
 			l.Batch, l.Version, now); err != nil {
 			return err
 		}
@@ -118,9 +118,17 @@ func (s *Service) wait(ctx context.Context, batch string, ch chan int64) int64 {
 // addPending remembers a row written by a batch not captured yet. Entries older than
 // LandingGrace are dropped as new ones come, so a batch that never lands does not keep
 // them.
-func (s *Service) addPending(batch string, ref rowRef, edge string, at time.Time, deleted bool) {
+//
+// landed is the channel of the batch's push waiter (nil when there is none): when the
+// landing was delivered to it already, the write was captured before it returned, the
+// row index has it, and no later landing would clear the entry, so none is added.
+// Landed delivers under s.mu, as this checks.
+func (s *Service) addPending(batch string, ref rowRef, edge string, at time.Time, deleted bool, landed chan int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if landed != nil && len(landed) > 0 {
+		return
+	}
 	s.pending[ref] = pendingWrite{edge: edge, batch: batch, at: at, deleted: deleted}
 	s.byBatch[batch] = append(s.byBatch[batch], ref)
 	if len(s.byBatch) > 1024 {
@@ -144,52 +152,23 @@ func (s *Service) addPending(batch string, ref rowRef, edge string, at time.Time
 	}
 }
 
-// awaitEarlierWrites waits until the same edge's earlier batches that wrote rows of
-// this batch, and are not captured yet, have landed (at most WaitTimeout; then
-// KindPending). The batch's recorded head then covers those writes, so that recovering
-// it after an interruption (see recoverBatch) cannot take an earlier batch's write of
-// the same row for its own. An edge that pipelines keeps the rows of its unanswered
-// batches apart, so this normally finds nothing.
-func (s *Service) awaitEarlierWrites(ctx context.Context, req syncproto.PushRequest, cs []*change) error {
-	now := s.now()
-	waits := map[string]chan int64{}
+// earlierPendingOf returns the rows of cs that an earlier batch of req's edge wrote and
+// that are not captured yet.
+func (s *Service) earlierPendingOf(req syncproto.PushRequest, cs []*change) map[rowRef]bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out map[rowRef]bool
 	for _, c := range cs {
 		if c == nil {
 			continue
 		}
-		pw, ok := s.pending[rowRef{c.tbl.Name, c.keyText}]
-		if !ok || pw.edge != req.Edge || pw.batch == req.BatchID || now.Sub(pw.at) >= s.cfg.LandingGrace {
-			continue
-		}
-		if _, ok := waits[pw.batch]; !ok {
-			ch := make(chan int64, 1)
-			s.waiters[pw.batch] = append(s.waiters[pw.batch], ch)
-			waits[pw.batch] = ch
+		ref := rowRef{c.tbl.Name, c.keyText}
+		if pw, ok := s.pending[ref]; ok && pw.edge == req.Edge && pw.batch != req.BatchID {
+			if out == nil {
+				out = make(map[rowRef]bool)
+			}
+			out[ref] = true
 		}
 	}
-	s.mu.Unlock()
-	if len(waits) == 0 {
-		return nil
-	}
-	t := time.NewTimer(s.cfg.WaitTimeout)
-	defer t.Stop()
-	var err error
-	for batch, ch := range waits {
-		if err != nil {
-			s.removeWaiter(batch, ch)
-			continue
-		}
-		select {
-		case <-ch:
-		case <-t.C:
-			s.removeWaiter(batch, ch)
-			err = errorf(KindPending, "batch %s writes rows that batch %s of the same edge wrote, and that write is not captured yet after %v (push.wait_timeout); re-send batch %s unchanged later",
-				req.BatchID, batch, s.cfg.WaitTimeout, req.BatchID)
-		case <-ctx.Done():
-			s.removeWaiter(batch, ch)
-			err = fmt.Errorf("wait for the capture of batch %s: %w", batch, ctx.Err())
-		}
-	}
-	return err
+	return out
 }

@@ -40,9 +40,11 @@ type flights struct {
 	byBatch map[string]*flight
 	// arrived is closed and replaced whenever a flight registers.
 	arrived chan struct{}
-	// refused are batches refused as a whole before they ran (too many changes, a
-	// batch id of another edge): they will never be written, so a batch that follows
-	// one need not wait for it. Kept for refusedFor, at most maxRefused of them.
+	// refused are new batches refused as a whole for too many changes: they will
+	// never be written, so a batch that follows one need not wait for it. Kept for
+	// refusedFor, at most maxRefused of them. (Refusals before the push service, such
+	// as a body too large for the API, are not known here: the batch that follows waits
+	// Config.OrderWait and is answered KindPending.)
 	refused map[string]refusal
 }
 

@@ -2,8 +2,13 @@ package push
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/synchub/synchub/cdc"
+	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/syncproto"
 )
 
 // pruneStep bounds the rows one prune statement touches, so that pushes waiting for
@@ -50,4 +55,70 @@ func (s *Service) PruneInterval() time.Duration {
 		return max(r/10, time.Second)
 	}
 	return time.Hour
+}
+
+// expiredAnswer answers a re-send of a batch whose answer Prune discarded. The batch is
+// not applied again. Its changes were decided when it first came, with outcomes no
+// longer known, so each is answered rejected with code answer_expired and the row as
+// the central database has it now (JSON null when it has none), which the edge takes:
+// it keeps its changes in _synchub_rejected and ends with the central rows.
+func (s *Service) expiredAnswer(ctx context.Context, req syncproto.PushRequest, rec batchRecord) (syncproto.PushResponse, error) {
+	sch, _, err := s.store.Schema(ctx)
+	if err != nil {
+		return syncproto.PushResponse{}, fmt.Errorf("read schema: %w", err)
+	}
+	reason := fmt.Sprintf("batch %s was answered on %s and its answer has since been discarded (push.answer_retention); its changes were decided then and are not applied again; the row is as the central database has it now",
+		req.BatchID, rec.updated.Format(time.RFC3339))
+	p := plan{Results: make([]syncproto.PushResult, len(req.Changes))}
+	sc := scopeFrom(ctx)
+	for i := range req.Changes {
+		pc := &req.Changes[i]
+		res := &p.Results[i]
+		*res = syncproto.PushResult{ID: pc.ID, Status: syncproto.PushRejected, Code: CodeAnswerExpired, Reason: reason}
+		if sch == nil {
+			continue
+		}
+		c, err := decodeChange(sch, pc)
+		if err != nil {
+			continue // the edge keeps its row
+		}
+		server, found, err := s.currentRow(ctx, c)
+		if err != nil {
+			return syncproto.PushResponse{}, &Error{Kind: KindUnavailable, Message: fmt.Sprintf("read the current row of %s %s from the central database; retry later", c.tbl.Name, c.keyText), Err: err}
+		}
+		res.Row = json.RawMessage("null")
+		if found {
+			res.Row = rowJSON(server)
+		}
+		if sc != nil {
+			if ts, ok := sc.Table(c.tbl.Name); !ok {
+				res.Row = nil
+			} else if found && !ts.Contains(server) {
+				res.Row = json.RawMessage("null") // outside the edge's scope now
+			}
+		}
+	}
+	if sc != nil {
+		limitResultRows(sc, req, &p)
+	}
+	s.log.Warn("re-send of a push batch whose answer was discarded; answered with the current rows", "batch", req.BatchID, "edge_id", req.Edge,
+		"answered", rec.updated, "changes", len(req.Changes))
+	s.appendAudit(ctx, audit.Event{Time: s.now(), Actor: audit.EdgeActor(req.Edge), Action: audit.ActionPush, Edge: req.Edge,
+		Outcome: CodeAnswerExpired, Detail: fmt.Sprintf("batch=%s changes=%d answered=%s", req.BatchID, len(req.Changes), rec.updated.Format(time.RFC3339))})
+	return syncproto.PushResponse{BatchID: req.BatchID, Results: p.Results}, nil
+}
+
+// currentRow reads the central database's row of c: under the key c's new row has
+// when that row exists there (a key-changing update that was applied), else under c's
+// key.
+func (s *Service) currentRow(ctx context.Context, c *change) (cdc.Row, bool, error) {
+	if c.row != nil {
+		if k := keyRow(c.tbl, c.row); syncproto.KeyText(c.tbl, k) != c.keyText {
+			row, found, err := s.applier.ReadRow(ctx, c.tbl.Name, k)
+			if err != nil || found {
+				return row, found, err
+			}
+		}
+	}
+	return s.applier.ReadRow(ctx, c.tbl.Name, c.key)
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synchub/synchub/cdc"
+	"github.com/synchub/synchub/hub/audit"
 	"github.com/synchub/synchub/hub/syncproto"
 )
 
@@ -36,8 +38,8 @@ func TestPrune_FinishedBatchKeepsOnlyItsAnswer(t *testing.T) {
 }
 
 // TestPrune_ExpiredAnswerIsNotAppliedAgain: after push.answer_retention a re-send of a
-// batch is refused (KindExpired), not applied a second time; a younger batch keeps its
-// answer.
+// batch is not applied a second time but answered with the rows as the central
+// database has them now (null for a row it no longer has).
 func TestPrune_ExpiredAnswerIsNotAppliedAgain(t *testing.T) {
 	e := newEnv(t, func(c *Config, _ *Deps) { c.AnswerRetention = 24 * time.Hour })
 	old := syncproto.PushRequest{Edge: "till-1", BatchID: "old", Changes: []syncproto.PushChange{insertChange(1, order(1, "a", "1.00", 1))}}
@@ -50,22 +52,35 @@ func TestPrune_ExpiredAnswerIsNotAppliedAgain(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("Prune: %d answers, %v; want 1", n, err)
 	}
+	// A row the central database no longer has is answered null, so the edge drops it.
+	gone := syncproto.PushRequest{Edge: "till-1", BatchID: "gone", Changes: []syncproto.PushChange{insertChange(1, order(3, "c", "3.00", 1))}}
+	e.push(gone)
+	e.now = e.now.Add(25 * time.Hour)
+	if n, err := e.svc.Prune(context.Background()); err != nil || n != 2 {
+		t.Fatalf("second Prune: %d answers, %v; want 2 (gone, young)", n, err)
+	}
+	e.db.write("", cdc.Change{Table: ordersTable.Name, Op: cdc.OpDelete, Before: orderKey(3)})
+	if r := e.push(gone).Results[0]; r.Code != CodeAnswerExpired || string(r.Row) != "null" {
+		t.Fatalf("re-send of an expired batch whose row is gone: %+v, want row null", r)
+	}
+	// The central database changed the old batch's row since, and deleted the young
+	// one's.
+	e.serverRow(1, order(1, "server", "1.00", 1), true)
 	writes := e.db.applyCount()
-	_, err = e.svc.Push(context.Background(), old)
-	if KindOf(err) != KindExpired || !strings.Contains(err.Error(), "push.answer_retention") {
-		t.Fatalf("re-send of the expired batch: %v, want KindExpired naming push.answer_retention", err)
+	resp := e.push(old)
+	r := resp.Results[0]
+	if r.Status != syncproto.PushRejected || r.Code != CodeAnswerExpired || !strings.Contains(r.Reason, "push.answer_retention") ||
+		!sameRow(r.Row, order(1, "server", "1.00", 1)) {
+		t.Fatalf("re-send of the expired batch: %+v, want rejected answer_expired naming push.answer_retention, with the current row", r)
 	}
 	if got := e.db.applyCount(); got != writes {
 		t.Fatalf("the re-sent expired batch was written again (%d writes, want %d)", got, writes)
 	}
-	if resp := e.push(young); resp.Results[0].Status != syncproto.PushApplied {
-		t.Fatalf("re-send of the young batch: %+v, want its stored answer", resp)
+	if evs := e.auditEvents(audit.ActionPush); evs[len(evs)-1].Outcome != CodeAnswerExpired {
+		t.Fatalf("last push audit event %+v, want outcome answer_expired", evs[len(evs)-1])
 	}
-	if got := e.db.applyCount(); got != writes {
-		t.Fatalf("the re-sent young batch was written again")
-	}
-	if n := e.metaCount(`SELECT count(*) FROM push_batches`); n != 2 {
-		t.Fatalf("%d batch records, want both kept", n)
+	if n := e.metaCount(`SELECT count(*) FROM push_batches`); n != 3 {
+		t.Fatalf("%d batch records, want all kept", n)
 	}
 }
 
@@ -86,5 +101,21 @@ func TestPrune_ZeroRetentionKeepsAnswers(t *testing.T) {
 	}
 	if n := e.metaCount(`SELECT count(*) FROM push_batches WHERE response <> ''`); n != 1 {
 		t.Fatalf("the answer was discarded with answer_retention 0")
+	}
+}
+
+// TestPush_ResendAnsweredAfterLimitLowered: a batch answered under a larger
+// max_batch_changes is answered from its record when re-sent after the limit was
+// lowered, not refused as too large.
+func TestPush_ResendAnsweredAfterLimitLowered(t *testing.T) {
+	e := newEnv(t, nil)
+	req := syncproto.PushRequest{Edge: "till-1", BatchID: "b1", Changes: []syncproto.PushChange{
+		insertChange(1, order(1, "a", "1.00", 1)), insertChange(2, order(2, "b", "1.00", 1))}}
+	first := e.push(req)
+	e.cfg.MaxBatchChanges = 1
+	e.reopen()
+	again := e.push(req)
+	if again.Results[1].Status != first.Results[1].Status || again.Results[1].Version != first.Results[1].Version {
+		t.Fatalf("re-send after lowering the limit: %+v, want the stored answer %+v", again.Results, first.Results)
 	}
 }

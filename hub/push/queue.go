@@ -269,6 +269,10 @@ func (s *Service) writeResolution(ctx context.Context, id int64, tbl *cdc.Table,
 		return server, desired, nil
 	}
 	batch := fmt.Sprintf("resolve-%d", id)
+	// A waiter, only so that a capture faster than the write's return is noticed (see
+	// addPending).
+	landed := s.addWaiter(batch)
+	defer s.removeWaiter(batch, landed)
 	res, err := s.applier.Apply(ctx, cdc.Tag{Batch: batch}, []cdc.Change{*w})
 	if err != nil {
 		return nil, nil, &Error{Kind: KindUnavailable, Message: "the central database did not accept the resolution; nothing was written; retry later", Err: err}
@@ -276,7 +280,7 @@ func (s *Service) writeResolution(ctx context.Context, id int64, tbl *cdc.Table,
 	if len(res) == 1 && res[0].Err != nil {
 		return nil, nil, errorf(KindState, "the central database refused the resolution of conflict %d: %v", id, res[0].Err)
 	}
-	s.addPending(batch, rowRef{tbl.Name, syncproto.KeyText(tbl, key)}, "", s.now(), desired == nil)
+	s.addPending(batch, rowRef{tbl.Name, syncproto.KeyText(tbl, key)}, "", s.now(), desired == nil, landed)
 	return server, desired, nil
 }
 

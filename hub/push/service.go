@@ -24,6 +24,10 @@ const (
 	CodeBadChange  = "bad_change" // the change does not fit the schema
 	CodeConstraint = "constraint" // the central database refused it
 	CodeResolver   = "resolver"   // a custom conflict resolver failed
+	// CodeAnswerExpired: a re-sent batch was answered long ago and its answer is no
+	// longer kept (push.answer_retention); the result carries the row as the central
+	// database has it now.
+	CodeAnswerExpired = "answer_expired"
 )
 
 // Deps are what a Service works with.
@@ -132,11 +136,6 @@ func (s *Service) Push(ctx context.Context, req syncproto.PushRequest) (syncprot
 			return syncproto.PushResponse{}, errorf(KindInvalid, "after names the batch itself (%s); send the batch id of this edge's previous unanswered batch, or leave it empty", req.BatchID)
 		}
 	}
-	if n := len(req.Changes); n > s.cfg.MaxBatchChanges {
-		s.flights.refuse(req.BatchID, req.Edge, received)
-		return syncproto.PushResponse{}, errorf(KindTooLarge, "batch %s holds %d changes; the hub accepts at most %d per batch, send smaller batches",
-			req.BatchID, n, s.cfg.MaxBatchChanges)
-	}
 	unlock := s.batchLocks.lock(req.BatchID)
 	defer unlock()
 	rec, found, err := s.loadBatch(ctx, req.BatchID)
@@ -148,9 +147,7 @@ func (s *Service) Push(ctx context.Context, req syncproto.PushRequest) (syncprot
 			return syncproto.PushResponse{}, errorf(KindState, "batch id %s was already used by edge %s; every batch needs a new unique id", req.BatchID, rec.edge)
 		}
 		if rec.state == stateDone && len(rec.response) == 0 {
-			return syncproto.PushResponse{}, errorf(KindExpired,
-				"batch %s was answered on %s and its answer has since been discarded (push.answer_retention); it is not applied again. Its changes were decided then; the edge's next pull shows the rows as the central database has them",
-				req.BatchID, rec.updated.Format(time.RFC3339))
+			return s.expiredAnswer(ctx, req, rec)
 		}
 		if rec.state == stateDone {
 			var resp syncproto.PushResponse
@@ -159,6 +156,12 @@ func (s *Service) Push(ctx context.Context, req syncproto.PushRequest) (syncprot
 			}
 			return resp, nil
 		}
+	} else if n := len(req.Changes); n > s.cfg.MaxBatchChanges {
+		// Checked for new batches only: a recorded one is answered whatever the limit
+		// is now.
+		s.flights.refuse(req.BatchID, req.Edge, received)
+		return syncproto.PushResponse{}, errorf(KindTooLarge, "batch %s holds %d changes; the hub accepts at most %d per batch, send smaller batches",
+			req.BatchID, n, s.cfg.MaxBatchChanges)
 	}
 	// From here the batch is in flight: a batch that follows it waits for its write.
 	// The deferred end lands the flight as failed on any exit before the write
@@ -213,6 +216,10 @@ type plannedWrite struct {
 	Table  string `json:"t"`
 	Key    string `json:"key"`
 	Failed bool   `json:"failed,omitempty"`
+	// Shared: an earlier batch of the same edge wrote the row and that write was not
+	// in the change log at the recorded head, so the row index cannot tell the two
+	// writes apart when recovering the batch (see landedInRowIndex).
+	Shared bool `json:"shared,omitempty"`
 }
 
 type conflictRecord struct {
@@ -259,9 +266,6 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 			return syncproto.PushResponse{}, err
 		}
 	}
-	if err := s.awaitEarlierWrites(ctx, req, decoded); err != nil {
-		return syncproto.PushResponse{}, err
-	}
 	st, err := s.store.State(ctx)
 	if err != nil {
 		return syncproto.PushResponse{}, fmt.Errorf("read change log state: %w", err)
@@ -297,6 +301,10 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 			}
 		}
 	}
+	// Rows an earlier batch of this edge wrote and the change log had not shown at the
+	// recorded head: pending now, or (once landed, checked after this) in the row
+	// index above the head. Looked at in this order, a landing in between is seen.
+	earlier := s.earlierPendingOf(req, decoded)
 	if err := s.lookUpRows(ctx, decoded); err != nil {
 		return syncproto.PushResponse{}, err
 	}
@@ -309,7 +317,9 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 			return syncproto.PushResponse{}, err
 		}
 		if w != nil {
-			p.Writes = append(p.Writes, plannedWrite{Result: i, Table: c.tbl.Name, Key: c.keyText})
+			ref := rowRef{c.tbl.Name, c.keyText}
+			shared := earlier[ref] || (c.known.found && c.known.info.Origin == req.Edge && c.known.info.Version > st.Head)
+			p.Writes = append(p.Writes, plannedWrite{Result: i, Table: c.tbl.Name, Key: c.keyText, Shared: shared})
 			writes = append(writes, *w)
 		}
 	}
@@ -357,7 +367,7 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 				continue
 			}
 			written++
-			s.addPending(req.BatchID, rowRef{pw.Table, pw.Key}, req.Edge, now, writes[j].Op == cdc.OpDelete)
+			s.addPending(req.BatchID, rowRef{pw.Table, pw.Key}, req.Edge, now, writes[j].Op == cdc.OpDelete, wait)
 		}
 	}
 	s.writeMu.Unlock()

@@ -36,13 +36,14 @@ const (
 	OutcomeManual    = "manual"     // queued for an admin; the row stays at the server's state
 )
 
-// PushRequest is the body of POST /v1/push.
-// HeaderPushAfter is set ("1") on every answer to POST /v1/push by a hub that honours
-// PushRequest.After. An edge sends a batch before the previous one is answered only to
-// a hub that has shown it: an older hub ignores After and could write such batches out
-// of order.
+// HeaderPushAfter is set ("1") on the answers of POST /v1/push by a hub that honours
+// PushRequest.After (all but refusals by middleware in front of the push handler:
+// authentication, rate limits, body size). An edge sends a batch before the previous
+// one is answered only to a hub that has shown it: an older hub ignores After and
+// could write such batches out of order.
 const HeaderPushAfter = "X-Synchub-Push-After"
 
+// PushRequest is the body of POST /v1/push.
 type PushRequest struct {
 	Edge    string `json:"edge"`
 	BatchID string `json:"batch_id"`
