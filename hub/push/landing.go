@@ -24,11 +24,10 @@ func (s *Service) Landed(ctx context.Context, landings []Landing) {
 		return
 	}
 	now := micros(s.now())
-	if err := s.recordLandings(ctx, landings, now); err != nil {
-		s.log.Warn("record landed push batches", "batches", len(landings), "err", err)
-	}
+	// Waiting pushes are woken first: recording the landings syncs the meta database,
+	// which they need not wait for. A push that finishes first drops its batch's
+	// landing record, or makes recordLandings skip it.
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, l := range landings {
 		for _, ch := range s.waiters[l.Batch] {
 			ch <- l.Version
@@ -42,6 +41,10 @@ func (s *Service) Landed(ctx context.Context, landings []Landing) {
 			}
 		}
 		delete(s.byBatch, l.Batch)
+	}
+	s.mu.Unlock()
+	if err := s.recordLandings(ctx, landings, now); err != nil {
+		s.log.Warn("record landed push batches", "batches", len(landings), "err", err)
 	}
 }
 

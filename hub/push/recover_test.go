@@ -72,7 +72,7 @@ func TestPush_RecoverCommittedBatch(t *testing.T) {
 }
 
 func TestPush_RecoverBatchThatNeverCommitted(t *testing.T) {
-	e := newEnv(t, func(c *Config, _ *Deps) { c.WaitTimeout = 50 * time.Millisecond })
+	e := newEnv(t, func(c *Config, _ *Deps) { c.WaitTimeout = 500 * time.Millisecond })
 	req := syncproto.PushRequest{Edge: "till-1", BatchID: "b1", Changes: []syncproto.PushChange{insertChange(1, order(1, "a", "1.00", 1))}}
 	e.interruptedPush(req, false, false)
 
