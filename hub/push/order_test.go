@@ -323,7 +323,7 @@ func TestPush_AfterAnotherEdgesBatch(t *testing.T) {
 // re-sent and its outcome settled.
 func TestPush_AfterDoneOrInterrupted(t *testing.T) {
 	e := newEnv(t, func(c *Config, _ *Deps) {
-		c.WaitTimeout = 50 * time.Millisecond
+		c.WaitTimeout = 500 * time.Millisecond
 		c.OrderWait = time.Minute
 	})
 	e.push(batchReq("n0", "", insertChange(1, order(1, "a", "1.00", 1))))
