@@ -197,6 +197,7 @@ type openVersion struct {
 	chunks  int
 	lastSeq int
 	origin  string
+	batch   string // the push batch of a write-back (any part may carry it)
 }
 
 func (w *writerState) state() State {
@@ -218,6 +219,38 @@ func usTime(us int64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMicro(us).UTC()
+}
+
+// batchVersionsDDL records which version holds each push batch's write-back, in the
+// transaction that appends it (created on open, in files of any format).
+const batchVersionsDDL = `CREATE TABLE IF NOT EXISTS batch_versions (batch TEXT PRIMARY KEY, version INTEGER NOT NULL)`
+
+// BatchVersion returns the version that holds the write-back of push batch (see
+// cdc.Tx.Batch), if the change log has it: recorded in the same transaction as the
+// version, so it is known exactly once the version is committed. The push service
+// drops records it no longer needs (DropBatchVersions).
+func (s *SQLiteStore) BatchVersion(ctx context.Context, batch string) (int64, bool, error) {
+	var v int64
+	err := s.rdb.QueryRowContext(ctx, `SELECT version FROM batch_versions WHERE batch = ?`, batch).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read the version of push batch %s: %w", batch, err)
+	}
+	return v, true, nil
+}
+
+// DropBatchVersions forgets the push batches of versions up to through.
+func (s *SQLiteStore) DropBatchVersions(ctx context.Context, through int64) error {
+	if err := s.lockWriter(ctx); err != nil {
+		return fmt.Errorf("drop push batch records: %w", err)
+	}
+	defer s.unlockWriter()
+	if _, err := s.wconn.ExecContext(ctx, `DELETE FROM batch_versions WHERE version <= ?`, through); err != nil {
+		return fmt.Errorf("drop push batch records: %w", err)
+	}
+	return nil
 }
 
 // formatVersion is the file format, kept in PRAGMA user_version.
@@ -345,6 +378,10 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig, log *slog.Logger) (*SQLit
 	if err := s.migrate(ctx); err != nil {
 		wdb.Close()
 		return nil, err
+	}
+	if _, err := s.wdb.ExecContext(ctx, batchVersionsDDL); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("create change log tables: %w", err)
 	}
 	if err := s.recover(ctx); err != nil {
 		wdb.Close()
@@ -478,6 +515,7 @@ func discardAfter(ctx context.Context, tx execer, head int64) error {
 		{`DELETE FROM chunks WHERE id >= ?`, []any{chunkID(head+1, 0)}},
 		{`DELETE FROM versions WHERE version > ?`, []any{head}},
 		{`DELETE FROM bentries WHERE version > ?`, []any{head}},
+		{`DELETE FROM batch_versions WHERE version > ?`, []any{head}},
 	}
 	for _, st := range stmts {
 		if _, err := tx.ExecContext(ctx, st.q, st.args...); err != nil {

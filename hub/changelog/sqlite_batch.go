@@ -303,6 +303,9 @@ func (b *sqliteBatch) AppendTx(ctx context.Context, tx *cdc.Tx) error {
 		}
 		b.ws.open = openVersion{version: v, lastSeq: -1, origin: tx.Origin}
 	}
+	if tx.Batch != "" {
+		b.ws.open.batch = tx.Batch
+	}
 	if len(tx.Tables) > 0 {
 		if err := b.mergeTables(tx.Tables); err != nil {
 			return b.fail(err)
@@ -517,6 +520,11 @@ func (b *sqliteBatch) complete(tx *cdc.Tx) error {
 	if g.full() {
 		if err := g.write(b.ctx); err != nil {
 			return fmt.Errorf("complete version %d: %w", ov.version, err)
+		}
+	}
+	if ov.batch != "" {
+		if _, err := b.s.wconn.ExecContext(b.ctx, `INSERT OR REPLACE INTO batch_versions (batch, version) VALUES (?, ?)`, ov.batch, ov.version); err != nil {
+			return fmt.Errorf("complete version %d: record push batch %s: %w", ov.version, ov.batch, err)
 		}
 	}
 	b.ws.head = ov.version

@@ -80,6 +80,14 @@ type RowsReader interface {
 	RowsOf(ctx context.Context, table string, keys []string) (map[string]RowInfo, error)
 }
 
+// BatchVersioner is implemented by stores that record, with each version, the push
+// batch whose write-back it holds (cdc.Tx.Batch); BatchVersion returns that version.
+// DropBatchVersions forgets the batches of versions up to through.
+type BatchVersioner interface {
+	BatchVersion(ctx context.Context, batch string) (version int64, found bool, err error)
+	DropBatchVersions(ctx context.Context, through int64) error
+}
+
 // CompactOptions says what compaction may remove.
 type CompactOptions struct {
 	// Retention: superseded changes of versions committed longer ago than this are removed.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/changelog"
 	"github.com/synchub/synchub/hub/syncproto"
 )
 
@@ -176,11 +177,6 @@ func (s *Service) recoverBatch(ctx context.Context, req syncproto.PushRequest, r
 		}
 	}
 	if !landed {
-		if version, landed, err = s.landedInRowIndex(ctx, p.Origin, rec.head, p.Writes); err != nil {
-			return syncproto.PushResponse{}, err
-		}
-	}
-	if !landed {
 		st, err := s.store.State(ctx)
 		if err != nil {
 			return syncproto.PushResponse{}, fmt.Errorf("read change log state: %w", err)
@@ -216,8 +212,15 @@ func (s *Service) recoverBatch(ctx context.Context, req syncproto.PushRequest, r
 	return s.finish(context.WithoutCancel(ctx), req, &p)
 }
 
-// landedVersion looks the batch up in landed_batches.
+// landedVersion returns the version of the batch's write-back: recorded by the change
+// log in the transaction that appended it (exact), or in landed_batches.
 func (s *Service) landedVersion(ctx context.Context, batch string) (int64, bool, error) {
+	if bv, ok := s.store.(changelog.BatchVersioner); ok {
+		v, found, err := bv.BatchVersion(ctx, batch)
+		if err != nil || found {
+			return v, found, err
+		}
+	}
 	var v int64
 	err := s.db.QueryRowContext(ctx, `SELECT version FROM landed_batches WHERE batch_id = ?`, batch).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -227,30 +230,4 @@ func (s *Service) landedVersion(ctx context.Context, batch string) (int64, bool,
 		return 0, false, fmt.Errorf("read landed batch %s: %w", batch, err)
 	}
 	return v, true, nil
-}
-
-// landedInRowIndex finds the rows of the batch that origin wrote after head and
-// returns the oldest of their versions: a batch of the same edge that followed this
-// one may have written some of the rows again since. Writes attributed to the central
-// database (origin "") cannot be told apart this way.
-func (s *Service) landedInRowIndex(ctx context.Context, origin string, head int64, writes []plannedWrite) (int64, bool, error) {
-	if origin == "" {
-		return 0, false, nil
-	}
-	var version int64
-	landed := false
-	for _, pw := range writes {
-		if pw.Failed || pw.Shared {
-			// A shared row's version may be the earlier batch's write.
-			continue
-		}
-		info, ok, err := s.store.Row(ctx, pw.Table, pw.Key)
-		if err != nil {
-			return 0, false, fmt.Errorf("read row index of %s %s: %w", pw.Table, pw.Key, err)
-		}
-		if ok && info.Origin == origin && info.Version > head && (!landed || info.Version < version) {
-			version, landed = info.Version, true
-		}
-	}
-	return version, landed, nil
 }

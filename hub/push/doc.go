@@ -24,31 +24,24 @@
 // failed) and its write may or may not have committed. The hub never applies it again
 // while that is unknown. It decides as follows:
 //
-//  1. The ingest loop reports every committed write-back transaction's batch id and
-//     version (and wakes waiting pushes); the landings of batches still "applying" are
-//     recorded in landed_batches. If the batch is there, or lands within WaitTimeout,
-//     the write committed.
-//  2. Otherwise the row index is consulted: a row of the batch whose latest version is
-//     newer than the recorded head and was written by the pushing edge shows the write
-//     committed (this covers a hub that stopped between the change-log commit and the
-//     landed_batches insert). Rows that an earlier batch of the same edge wrote and
-//     that the change log had not shown at the head are marked in the plan and left
-//     out, as their version may be that earlier write; a later batch of the same edge
-//     is written only after this batch's write returned (see Ordering), so the other
-//     rows prove the write committed. The oldest such version is taken as the batch's,
-//     since the later batch may have written some of the rows again.
-//  3. Otherwise, once the change log holds a source transaction committed more than
+//  1. The change log records which version holds each batch's write-back in the
+//     transaction that appends it (changelog.BatchVersioner), and the ingest loop
+//     reports every landing (waking waiting pushes; landings of batches still
+//     "applying" are also kept in landed_batches). If the batch is there, or lands
+//     within WaitTimeout, the write committed, as that version.
+//  2. Otherwise, once the change log holds a source transaction committed more than
 //     LandingGrace after the batch was recorded, the write cannot have committed (the
 //     source delivers in commit order), so the record is dropped and the batch is
 //     applied afresh, with conflict detection against the current state.
-//  4. Otherwise the outcome is not known yet: the push is answered 503 (KindPending) and
+//  3. Otherwise the outcome is not known yet: the push is answered 503 (KindPending) and
 //     the edge retries later. A central database with no other writes keeps such a
 //     batch pending until its next write is captured.
 //
 // When the write committed but its per-change results were lost, a written change is
 // reported applied if the row's latest version is the batch's version, and otherwise
 // rejected with code "constraint" and a reason saying the database's message was lost
-// (a later write to the same row can make an applied change look refused this way).
+// (a later write to the same row, or on MySQL/MariaDB an update that changed nothing,
+// can make an applied change look refused this way).
 //
 // # Ordering of one edge's batches
 //

@@ -3,8 +3,6 @@ package push
 import (
 	"context"
 	"time"
-
-	"github.com/synchub/synchub/hub/syncproto"
 )
 
 // Landing says that the write-back transaction of a batch was committed to the change
@@ -153,25 +151,4 @@ func (s *Service) addPending(batch string, ref rowRef, edge string, at time.Time
 			}
 		}
 	}
-}
-
-// earlierPendingOf returns the rows of cs that an earlier batch of req's edge wrote and
-// that are not captured yet.
-func (s *Service) earlierPendingOf(req syncproto.PushRequest, cs []*change) map[rowRef]bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out map[rowRef]bool
-	for _, c := range cs {
-		if c == nil {
-			continue
-		}
-		ref := rowRef{c.tbl.Name, c.keyText}
-		if pw, ok := s.pending[ref]; ok && pw.edge == req.Edge && pw.batch != req.BatchID {
-			if out == nil {
-				out = make(map[rowRef]bool)
-			}
-			out[ref] = true
-		}
-	}
-	return out
 }

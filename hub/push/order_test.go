@@ -384,22 +384,6 @@ func TestPush_PanicLandsTheFlightFailed(t *testing.T) {
 	e.noFlights()
 }
 
-// TestLandedInRowIndex_OldestVersion: when a later batch of the same edge wrote some
-// of an interrupted batch's rows again, the batch's own version is the oldest.
-func TestLandedInRowIndex_OldestVersion(t *testing.T) {
-	e := newEnv(t, nil)
-	st, _ := e.store.State(context.Background())
-	v1 := e.db.write("till-1",
-		cdc.Change{Table: ordersTable.Name, Op: cdc.OpInsert, After: order(1, "a", "1.00", 1)},
-		cdc.Change{Table: ordersTable.Name, Op: cdc.OpInsert, After: order(2, "b", "1.00", 1)})
-	v2 := e.db.write("till-1", cdc.Change{Table: ordersTable.Name, Op: cdc.OpUpdate, Before: orderKey(2), After: order(2, "b2", "1.00", 1)})
-	writes := []plannedWrite{{Result: 0, Table: ordersTable.Name, Key: keyText(2)}, {Result: 1, Table: ordersTable.Name, Key: keyText(1)}}
-	v, ok, err := e.svc.landedInRowIndex(context.Background(), "till-1", st.Head, writes)
-	if err != nil || !ok || v != v1 {
-		t.Fatalf("landed version %d %v %v, want %d (not the later batch's %d)", v, ok, err, v1, v2)
-	}
-}
-
 func TestConfig_OrderWait(t *testing.T) {
 	c := DefaultConfig()
 	if c.OrderWait != 5*time.Second {

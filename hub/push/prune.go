@@ -2,12 +2,14 @@ package push
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/changelog"
 	"github.com/synchub/synchub/hub/syncproto"
 )
 
@@ -15,10 +17,10 @@ import (
 // the meta database are not held up for long.
 const pruneStep = 500
 
-// Prune discards what the meta database no longer needs: the answers of batches
-// finished more than Config.AnswerRetention ago (their records stay, so that a late
-// re-send is refused instead of applied again), and landing records of finished
-// batches (kept by versions that did not drop them on finishing). It returns the
+// Prune discards what is no longer needed: the answers of batches finished more than
+// Config.AnswerRetention ago (their records stay, so that a late re-send is not applied
+// again), landing records of finished batches, and the change log's records of which
+// version holds which batch, up to the oldest batch still being written. It returns the
 // number of answers discarded. With AnswerRetention 0 answers are kept.
 func (s *Service) Prune(ctx context.Context) (answers int64, err error) {
 	for {
@@ -30,6 +32,9 @@ func (s *Service) Prune(ctx context.Context) (answers int64, err error) {
 		if n, _ := r.RowsAffected(); n < pruneStep {
 			break
 		}
+	}
+	if err := s.dropBatchVersions(ctx); err != nil {
+		return answers, err
 	}
 	if s.cfg.AnswerRetention <= 0 {
 		return 0, nil
@@ -108,17 +113,40 @@ func (s *Service) expiredAnswer(ctx context.Context, req syncproto.PushRequest, 
 	return syncproto.PushResponse{BatchID: req.BatchID, Results: p.Results}, nil
 }
 
-// currentRow reads the central database's row of c: under the key c's new row has
-// when that row exists there (a key-changing update that was applied), else under c's
-// key.
+// currentRow reads the central database's row of c: under c's key, as a decision
+// would, or when there is none there, under the key c's new row has (a key-changing
+// update that was applied).
 func (s *Service) currentRow(ctx context.Context, c *change) (cdc.Row, bool, error) {
-	if c.row != nil {
-		if k := keyRow(c.tbl, c.row); syncproto.KeyText(c.tbl, k) != c.keyText {
-			row, found, err := s.applier.ReadRow(ctx, c.tbl.Name, k)
-			if err != nil || found {
-				return row, found, err
-			}
-		}
+	row, found, err := s.applier.ReadRow(ctx, c.tbl.Name, c.key)
+	if err != nil || found || c.row == nil {
+		return row, found, err
 	}
-	return s.applier.ReadRow(ctx, c.tbl.Name, c.key)
+	if k := keyRow(c.tbl, c.row); syncproto.KeyText(c.tbl, k) != c.keyText {
+		return s.applier.ReadRow(ctx, c.tbl.Name, k)
+	}
+	return nil, false, nil
+}
+
+// dropBatchVersions makes the change log forget the batches of versions that no batch
+// still "applying" can have written: versions up to the head read first, and up to the
+// oldest head recorded by such a batch (its write, if any, is above its head). A batch
+// recorded after that read writes above the head read.
+func (s *Service) dropBatchVersions(ctx context.Context) error {
+	bv, ok := s.store.(changelog.BatchVersioner)
+	if !ok {
+		return nil
+	}
+	st, err := s.store.State(ctx)
+	if err != nil {
+		return fmt.Errorf("prune push batch records: %w", err)
+	}
+	var oldest sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT min(head) FROM push_batches WHERE state = 'applying'`).Scan(&oldest); err != nil {
+		return fmt.Errorf("prune push batch records: %w", err)
+	}
+	through := st.Head
+	if oldest.Valid {
+		through = min(through, oldest.Int64)
+	}
+	return bv.DropBatchVersions(ctx, through)
 }

@@ -119,3 +119,56 @@ func TestPush_ResendAnsweredAfterLimitLowered(t *testing.T) {
 		t.Fatalf("re-send after lowering the limit: %+v, want the stored answer %+v", again.Results, first.Results)
 	}
 }
+
+// TestPrune_KeepsBatchRecordsOfBatchesBeingWritten: Prune makes the change log forget
+// which version holds an answered batch, but not a batch still "applying" (interrupted
+// after its commit, its landing lost), whose re-send then learns its outcome from it.
+func TestPrune_KeepsBatchRecordsOfBatchesBeingWritten(t *testing.T) {
+	e := newEnv(t, func(c *Config, _ *Deps) { c.WaitTimeout = 500 * time.Millisecond })
+	ctx := context.Background()
+	e.push(syncproto.PushRequest{Edge: "till-1", BatchID: "b1", Changes: []syncproto.PushChange{insertChange(1, order(1, "a", "1.00", 1))}})
+	b2 := syncproto.PushRequest{Edge: "till-1", BatchID: "b2", Changes: []syncproto.PushChange{insertChange(1, order(2, "b", "1.00", 1))}}
+	e.interruptedPush(b2, true, true)
+	if _, err := e.svc.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := e.store.BatchVersion(ctx, "b1"); ok {
+		t.Error("the answered batch b1 is still recorded in the change log")
+	}
+	v2, ok, _ := e.store.BatchVersion(ctx, "b2")
+	if !ok {
+		t.Fatal("the interrupted batch b2 was forgotten by the change log")
+	}
+	if r := e.push(b2).Results[0]; r.Status != syncproto.PushApplied || r.Version != v2 {
+		t.Fatalf("re-send of b2: %+v, want applied at %d", r, v2)
+	}
+	if n := e.db.applyCount(); n != 2 {
+		t.Fatalf("%d central-database writes, want 2 (b2 not again)", n)
+	}
+}
+
+// TestPrune_ExpiredAnswerOfAKeyChange: the expired answer to an update that moved a
+// row to a new key carries the row under its old key while the central database has
+// one there, else under the new key.
+func TestPrune_ExpiredAnswerOfAKeyChange(t *testing.T) {
+	e := newEnv(t, func(c *Config, _ *Deps) { c.AnswerRetention = time.Hour })
+	v := e.serverRow(1, order(1, "a", "1.00", 1), false)
+	change := updateChange(1, v, order(1, "a", "1.00", 1), order(9, "a", "1.00", 1))
+	change.Key = keyRaw(1) // the row had key 1 before the update
+	move := syncproto.PushRequest{Edge: "till-1", BatchID: "move", Changes: []syncproto.PushChange{change}}
+	if r := e.push(move).Results[0]; r.Status != syncproto.PushApplied {
+		t.Fatalf("key change: %+v", r)
+	}
+	e.now = e.now.Add(2 * time.Hour)
+	if n, err := e.svc.Prune(context.Background()); err != nil || n != 1 {
+		t.Fatalf("Prune: %d, %v", n, err)
+	}
+	if r := e.push(move).Results[0]; r.Code != CodeAnswerExpired || !sameRow(r.Row, order(9, "a", "1.00", 1)) {
+		t.Fatalf("expired answer after the key change was applied: %+v, want the row under key 9", r)
+	}
+	// The central database has a row under the old key again: that one is the answer.
+	e.serverRow(1, order(1, "back", "1.00", 1), false)
+	if r := e.push(move).Results[0]; !sameRow(r.Row, order(1, "back", "1.00", 1)) {
+		t.Fatalf("expired answer with a row under the old key: %+v, want that row", r)
+	}
+}

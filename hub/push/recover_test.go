@@ -37,7 +37,7 @@ func TestPush_RecoverCommittedBatch(t *testing.T) {
 		skipLanded bool
 	}{
 		{"landing recorded", false},
-		{"landing lost, found in the row index", true},
+		{"landing lost, found in the change log", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, func(c *Config, _ *Deps) { c.WaitTimeout = 50 * time.Millisecond })

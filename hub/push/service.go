@@ -216,10 +216,6 @@ type plannedWrite struct {
 	Table  string `json:"t"`
 	Key    string `json:"key"`
 	Failed bool   `json:"failed,omitempty"`
-	// Shared: an earlier batch of the same edge wrote the row and that write was not
-	// in the change log at the recorded head, so the row index cannot tell the two
-	// writes apart when recovering the batch (see landedInRowIndex).
-	Shared bool `json:"shared,omitempty"`
 }
 
 type conflictRecord struct {
@@ -301,10 +297,6 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 			}
 		}
 	}
-	// Rows an earlier batch of this edge wrote and the change log had not shown at the
-	// recorded head: pending now, or (once landed, checked after this) in the row
-	// index above the head. Looked at in this order, a landing in between is seen.
-	earlier := s.earlierPendingOf(req, decoded)
 	if err := s.lookUpRows(ctx, decoded); err != nil {
 		return syncproto.PushResponse{}, err
 	}
@@ -317,9 +309,7 @@ func (s *Service) run(ctx context.Context, req syncproto.PushRequest, o runOpts)
 			return syncproto.PushResponse{}, err
 		}
 		if w != nil {
-			ref := rowRef{c.tbl.Name, c.keyText}
-			shared := earlier[ref] || (c.known.found && c.known.info.Origin == req.Edge && c.known.info.Version > st.Head)
-			p.Writes = append(p.Writes, plannedWrite{Result: i, Table: c.tbl.Name, Key: c.keyText, Shared: shared})
+			p.Writes = append(p.Writes, plannedWrite{Result: i, Table: c.tbl.Name, Key: c.keyText})
 			writes = append(writes, *w)
 		}
 	}
