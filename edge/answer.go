@@ -26,76 +26,69 @@ func (a *Agent) applyAnswer(ctx context.Context, conn *sql.Conn, id string, item
 			return nil, fmt.Errorf("push batch %s: the hub's answer has no result for change %d; the batch stays in the outbox", id, it.change.ID)
 		}
 	}
-	if err := beginApplying(ctx, conn); err != nil {
-		return nil, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	err = inApplying(ctx, conn, func() error {
+		if err := dropBatch(ctx, conn, id); err != nil {
+			return err
 		}
-	}()
-	if err := dropBatch(ctx, conn, id); err != nil {
-		return nil, err
-	}
-	now := time.Now().UnixMicro()
-	var pushed pushedRows
-	for _, it := range items {
-		res := byID[it.change.ID]
-		if res.Status != syncproto.PushApplied {
-			// What follows may write the same rows' versions: record the pushed ones
-			// first, in answer order.
-			if err := a.storePushed(ctx, conn, &pushed); err != nil {
-				return nil, fmt.Errorf("apply the hub's answer to batch %s: %w", id, err)
+		now := time.Now().UnixMicro()
+		var pushed pushedRows
+		for _, it := range items {
+			res := byID[it.change.ID]
+			if res.Status != syncproto.PushApplied {
+				// What follows may write the same rows' versions: record the pushed ones
+				// first, in answer order.
+				if err := a.storePushed(ctx, conn, &pushed); err != nil {
+					return fmt.Errorf("apply the hub's answer to batch %s: %w", id, err)
+				}
 			}
-		}
-		ev := ConflictEvent{BatchID: id, Table: it.t.source, Key: it.change.Key, Op: it.change.Op, Status: res.Status,
-			Outcome: res.Outcome, Policy: res.Policy, ConflictID: res.ConflictID, Local: it.change.Row, Winner: res.Row,
-			Version: res.Version, Reason: res.Reason, Code: res.Code}
-		switch res.Status {
-		case syncproto.PushApplied:
-			rep.Applied++
-			pushed.add(it, res.Version)
-		case syncproto.PushConflict:
-			rep.Conflicts++
-			switch {
-			case res.Outcome == syncproto.OutcomeServerWon || res.Outcome == syncproto.OutcomeManual:
-				err = a.applyWinner(ctx, conn, it, res.Row, res.Version)
-			case res.Row != nil:
-				err = a.applyWinner(ctx, conn, it, res.Row, res.Version)
+			ev := ConflictEvent{BatchID: id, Table: it.t.source, Key: it.change.Key, Op: it.change.Op, Status: res.Status,
+				Outcome: res.Outcome, Policy: res.Policy, ConflictID: res.ConflictID, Local: it.change.Row, Winner: res.Row,
+				Version: res.Version, Reason: res.Reason, Code: res.Code}
+			switch res.Status {
+			case syncproto.PushApplied:
+				rep.Applied++
+				pushed.add(it, res.Version)
+			case syncproto.PushConflict:
+				rep.Conflicts++
+				switch {
+				case res.Outcome == syncproto.OutcomeServerWon || res.Outcome == syncproto.OutcomeManual:
+					err = a.applyWinner(ctx, conn, it, res.Row, res.Version)
+				case res.Row != nil:
+					err = a.applyWinner(ctx, conn, it, res.Row, res.Version)
+				default:
+					err = a.recordPushed(ctx, conn, it, res.Version)
+				}
+				events = append(events, ev)
+			case syncproto.PushRejected:
+				rep.Rejected++
+				code := res.Code
+				if code == "" {
+					code = "rejected"
+				}
+				ev.Code = code
+				if err = insertRejected(ctx, conn, &it.change, id, res.Reason, code, now); err == nil && res.Row != nil {
+					err = a.applyWinner(ctx, conn, it, res.Row, res.Version)
+				}
+				events = append(events, ev)
 			default:
-				err = a.recordPushed(ctx, conn, it, res.Version)
+				rep.Rejected++
+				reason := fmt.Sprintf("the hub answered with unknown status %q: %s", res.Status, res.Reason)
+				ev.Status, ev.Reason, ev.Code = syncproto.PushRejected, reason, codeBadAnswer
+				err = insertRejected(ctx, conn, &it.change, id, reason, codeBadAnswer, now)
+				events = append(events, ev)
 			}
-			events = append(events, ev)
-		case syncproto.PushRejected:
-			rep.Rejected++
-			code := res.Code
-			if code == "" {
-				code = "rejected"
+			if err != nil {
+				return fmt.Errorf("apply the hub's answer for change %d of batch %s: %w", it.change.ID, id, err)
 			}
-			ev.Code = code
-			if err = insertRejected(ctx, conn, &it.change, id, res.Reason, code, now); err == nil && res.Row != nil {
-				err = a.applyWinner(ctx, conn, it, res.Row, res.Version)
-			}
-			events = append(events, ev)
-		default:
-			rep.Rejected++
-			reason := fmt.Sprintf("the hub answered with unknown status %q: %s", res.Status, res.Reason)
-			ev.Status, ev.Reason, ev.Code = syncproto.PushRejected, reason, codeBadAnswer
-			err = insertRejected(ctx, conn, &it.change, id, reason, codeBadAnswer, now)
-			events = append(events, ev)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("apply the hub's answer for change %d of batch %s: %w", it.change.ID, id, err)
+		if err := a.storePushed(ctx, conn, &pushed); err != nil {
+			return fmt.Errorf("apply the hub's answer to batch %s: %w", id, err)
 		}
-	}
-	if err := a.storePushed(ctx, conn, &pushed); err != nil {
-		return nil, fmt.Errorf("apply the hub's answer to batch %s: %w", id, err)
-	}
-	if err := commitApplying(ctx, conn); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	committed = true
 	return events, nil
 }
 
@@ -316,6 +309,7 @@ func (a *Agent) applyWinner(ctx context.Context, conn *sql.Conn, it batchItem, r
 	return nil
 }
 
+// deleteSQL deletes one row of t by its primary key.
 func deleteSQL(t *table) string {
 	var b strings.Builder
 	b.WriteString("DELETE FROM ")

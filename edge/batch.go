@@ -65,84 +65,78 @@ func (a *Agent) formBatch(ctx context.Context, conn *sql.Conn, inFlight []string
 		return open, items, true, nil
 	}
 
-	if err := beginApplying(ctx, conn); err != nil {
-		return "", nil, false, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	id := uuid.NewString()
+	var groups []*outGroup
+	var events []ConflictEvent
+	err = inApplying(ctx, conn, func() error {
+		// A window of PushBatch entries: a row's entries within it fold into one change, and
+		// its later entries go in a later batch, rebased by this one's answer. A wider
+		// window folded a few more entries but read twice the rows for every batch.
+		limit := a.cfg.PushBatch
+		entries, err := readOutbox(ctx, conn, `SELECT `+outboxColumns+` FROM _synchub_outbox WHERE batch_id IS NULL ORDER BY seq LIMIT ?`, limit+1)
+		if err != nil {
+			return err
 		}
-	}()
-	// A window of PushBatch entries: a row's entries within it fold into one change, and
-	// its later entries go in a later batch, rebased by this one's answer. A wider
-	// window folded a few more entries but read twice the rows for every batch.
-	limit := a.cfg.PushBatch
-	entries, err := readOutbox(ctx, conn, `SELECT `+outboxColumns+` FROM _synchub_outbox WHERE batch_id IS NULL ORDER BY seq LIMIT ?`, limit+1)
+		more = len(entries) > limit
+		if more {
+			entries = entries[:limit]
+		}
+		groups = groupEntries(entries)
+		if len(groups) > a.cfg.PushBatch {
+			groups, more = groups[:a.cfg.PushBatch], true
+		}
+		for i, g := range groups {
+			if busy.touches(g) {
+				// A later write of a row whose push is still unanswered: it waits for that
+				// answer (which moves its base), and so does everything after it.
+				groups, more = groups[:i], true
+				break
+			}
+		}
+		var marks markList
+		for _, g := range groups {
+			c := collapse(g)
+			if c.op == 0 {
+				if err := deleteEntries(ctx, conn, g.seqs()); err != nil {
+					return err
+				}
+				rep.Collapsed += len(g.entries)
+				continue
+			}
+			t := tables[g.first().tbl]
+			var ev *ConflictEvent
+			if t == nil {
+				ev, err = rejectLocal(ctx, conn, g, c, codeUnknownTable, "the edge no longer syncs table "+g.first().tbl)
+			} else if pc, encErr := encodeGroup(t, g, c); encErr != nil {
+				ev, err = rejectLocal(ctx, conn, g, c, codeBadValue, encErr.Error())
+			} else {
+				pc.HLC = a.clock.stamp(g.last().wall + a.cfg.ClockSkew.Microseconds()).String()
+				for _, e := range g.entries {
+					e.hlc, e.batch = pc.HLC, id
+				}
+				marks.add(g, pc.HLC)
+				items = append(items, batchItem{g: g, t: t, c: c, change: pc})
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			events = append(events, *ev)
+			rep.Rejected++
+		}
+		if len(items) > 0 {
+			if err := marks.store(ctx, conn, id); err != nil {
+				return err
+			}
+			if err := setMetaOn(ctx, conn, metaHLC, a.clock.current().String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return "", nil, false, err
 	}
-	more = len(entries) > limit
-	if more {
-		entries = entries[:limit]
-	}
-	groups := groupEntries(entries)
-	if len(groups) > a.cfg.PushBatch {
-		groups, more = groups[:a.cfg.PushBatch], true
-	}
-	for i, g := range groups {
-		if busy.touches(g) {
-			// A later write of a row whose push is still unanswered: it waits for that
-			// answer (which moves its base), and so does everything after it.
-			groups, more = groups[:i], true
-			break
-		}
-	}
-	id := uuid.NewString()
-	var marks markList
-	var events []ConflictEvent
-	for _, g := range groups {
-		c := collapse(g)
-		if c.op == 0 {
-			if err := deleteEntries(ctx, conn, g.seqs()); err != nil {
-				return "", nil, false, err
-			}
-			rep.Collapsed += len(g.entries)
-			continue
-		}
-		t := tables[g.first().tbl]
-		var ev *ConflictEvent
-		if t == nil {
-			ev, err = rejectLocal(ctx, conn, g, c, codeUnknownTable, "the edge no longer syncs table "+g.first().tbl)
-		} else if pc, encErr := encodeGroup(t, g, c); encErr != nil {
-			ev, err = rejectLocal(ctx, conn, g, c, codeBadValue, encErr.Error())
-		} else {
-			pc.HLC = a.clock.stamp(g.last().wall + a.cfg.ClockSkew.Microseconds()).String()
-			for _, e := range g.entries {
-				e.hlc, e.batch = pc.HLC, id
-			}
-			marks.add(g, pc.HLC)
-			items = append(items, batchItem{g: g, t: t, c: c, change: pc})
-			continue
-		}
-		if err != nil {
-			return "", nil, false, err
-		}
-		events = append(events, *ev)
-		rep.Rejected++
-	}
-	if len(items) > 0 {
-		if err := marks.store(ctx, conn, id); err != nil {
-			return "", nil, false, err
-		}
-		if err := setMetaOn(ctx, conn, metaHLC, a.clock.current().String()); err != nil {
-			return "", nil, false, err
-		}
-	}
-	if err := commitApplying(ctx, conn); err != nil {
-		return "", nil, false, err
-	}
-	committed = true
 	for _, ev := range events {
 		a.log.Warn("a local change cannot be pushed; moved to _synchub_rejected", "table", ev.Table, "code", ev.Code, "reason", ev.Reason)
 		if a.cfg.OnConflict != nil {
@@ -219,27 +213,24 @@ func buildItems(tables map[string]*table, groups []*outGroup) (items []batchItem
 // reports them to Config.OnConflict. whole says they are all the batch holds: its
 // stamps go too.
 func (a *Agent) rejectGroups(ctx context.Context, conn *sql.Conn, id string, bad []badGroup, whole bool, rep *PushReport) error {
-	if err := beginApplying(ctx, conn); err != nil {
-		return err
-	}
 	var events []ConflictEvent
-	for _, b := range bad {
-		ev, err := rejectLocal(ctx, conn, b.g, b.c, b.code, b.reason)
-		if err != nil {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-			return err
+	err := inApplying(ctx, conn, func() error {
+		for _, b := range bad {
+			ev, err := rejectLocal(ctx, conn, b.g, b.c, b.code, b.reason)
+			if err != nil {
+				return err
+			}
+			ev.BatchID = id
+			events = append(events, *ev)
 		}
-		ev.BatchID = id
-		events = append(events, *ev)
-	}
-	if whole {
-		if _, err := conn.ExecContext(ctx, `DELETE FROM _synchub_batch_stamps WHERE batch_id = ?`, id); err != nil {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-			return fmt.Errorf("delete the stamps of batch %s: %w", id, err)
+		if whole {
+			if _, err := conn.ExecContext(ctx, `DELETE FROM _synchub_batch_stamps WHERE batch_id = ?`, id); err != nil {
+				return fmt.Errorf("delete the stamps of batch %s: %w", id, err)
+			}
 		}
-	}
-	if err := commitApplying(ctx, conn); err != nil {
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	rep.Rejected += len(bad)
@@ -380,33 +371,23 @@ func nullText(b []byte) any {
 
 // rejectBatch moves every change of a batch the hub refused to _synchub_rejected.
 func (a *Agent) rejectBatch(ctx context.Context, conn *sql.Conn, id string, items []batchItem, reason, code string, rep *PushReport) ([]ConflictEvent, error) {
-	if err := beginApplying(ctx, conn); err != nil {
-		return nil, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		}
-	}()
 	var events []ConflictEvent
-	now := time.Now().UnixMicro()
-	for _, it := range items {
-		pc := &it.change
-		if err := insertRejected(ctx, conn, pc, id, reason, code, now); err != nil {
-			return nil, err
+	err := inApplying(ctx, conn, func() error {
+		now := time.Now().UnixMicro()
+		for _, it := range items {
+			pc := &it.change
+			if err := insertRejected(ctx, conn, pc, id, reason, code, now); err != nil {
+				return err
+			}
+			events = append(events, ConflictEvent{BatchID: id, Table: pc.Table, Key: pc.Key, Op: pc.Op, Status: syncproto.PushRejected,
+				Local: pc.Row, Reason: reason, Code: code})
+			rep.Rejected++
 		}
-		events = append(events, ConflictEvent{BatchID: id, Table: pc.Table, Key: pc.Key, Op: pc.Op, Status: syncproto.PushRejected,
-			Local: pc.Row, Reason: reason, Code: code})
-		rep.Rejected++
-	}
-	if err := dropBatch(ctx, conn, id); err != nil {
+		return dropBatch(ctx, conn, id)
+	})
+	if err != nil {
 		return nil, err
 	}
-	if err := commitApplying(ctx, conn); err != nil {
-		return nil, err
-	}
-	committed = true
 	return events, nil
 }
 

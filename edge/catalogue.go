@@ -174,18 +174,7 @@ func (t *table) deleteStmt(ctx context.Context, l *localDB) (*sql.Stmt, error) {
 	if t.del != nil {
 		return t.del, nil
 	}
-	var b strings.Builder
-	b.WriteString("DELETE FROM ")
-	b.WriteString(t.quoted)
-	b.WriteString(" WHERE ")
-	for i, k := range t.pk {
-		if i > 0 {
-			b.WriteString(" AND ")
-		}
-		b.WriteString(t.cols[k].quoted)
-		b.WriteString(" = ?")
-	}
-	st, err := l.conn.PrepareContext(ctx, b.String())
+	st, err := l.conn.PrepareContext(ctx, deleteSQL(t))
 	if err != nil {
 		return nil, fmt.Errorf("prepare delete from %s: %w", t.local, err)
 	}

@@ -191,6 +191,28 @@ func beginApplying(ctx context.Context, conn *sql.Conn) error {
 	return nil
 }
 
+// inApplying runs fn in a transaction begun with beginApplying and commits it; when fn
+// or the commit fails (or fn panics) the transaction is rolled back.
+func inApplying(ctx context.Context, conn *sql.Conn, fn func() error) error {
+	if err := beginApplying(ctx, conn); err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if err := fn(); err != nil {
+		return err
+	}
+	if err := commitApplying(ctx, conn); err != nil {
+		return err
+	}
+	committed = true
+	return nil
+}
+
 // commitApplying clears the applying flag and commits, so the flag is never seen set
 // by another connection.
 func commitApplying(ctx context.Context, conn *sql.Conn) error {

@@ -137,12 +137,7 @@ func (s *SQLiteStore) readBuckets(ctx context.Context, tx *sql.Tx, req PageReque
 	if !p.Commit {
 		p.Cursor = syncproto.Cursor{Version: p.Next}
 	}
-	body = append(body, "]}"...)
-	var hb [headerReserve]byte
-	h := appendHeader(hb[:0], since, p, schemaVersion)
-	start := headerReserve - len(h)
-	copy(body[start:], h)
-	p.Body = body[start:]
+	p.Body = closeBody(body, since, p, schemaVersion)
 	return p, nil
 }
 

@@ -164,13 +164,20 @@ func (s *SQLiteStore) ReadPage(ctx context.Context, req PageRequest) (*Page, err
 	if body == nil {
 		body = make([]byte, headerReserve, headerReserve+2)
 	}
+	p.Body = closeBody(body, since, p, schemaVersion)
+	return p, nil
+}
+
+// closeBody ends a page body built after headerReserve spare bytes: it closes the
+// changes array and writes the header into the end of the spare bytes, returning the
+// page's bytes.
+func closeBody(body []byte, since int64, p *Page, schemaVersion int64) []byte {
 	body = append(body, "]}"...)
 	var hb [headerReserve]byte
 	h := appendHeader(hb[:0], since, p, schemaVersion)
 	start := headerReserve - len(h)
 	copy(body[start:], h)
-	p.Body = body[start:]
-	return p, nil
+	return body[start:]
 }
 
 func appendHeader(b []byte, since int64, p *Page, schemaVersion int64) []byte {

@@ -25,10 +25,10 @@
 // while that is unknown. It decides as follows:
 //
 //  1. The change log records which version holds each batch's write-back in the
-//     transaction that appends it (changelog.BatchVersioner), and the ingest loop
-//     reports every landing (waking waiting pushes; landings of batches still
-//     "applying" are also kept in landed_batches). If the batch is there, or lands
-//     within WaitTimeout, the write committed, as that version.
+//     transaction that appends it (changelog.BatchVersioner; with a store that does
+//     not, the landings the ingest loop reports for batches still "applying" are kept
+//     in landed_batches). If the batch is there, or lands within WaitTimeout (the
+//     ingest loop wakes waiting pushes), the write committed, as that version.
 //  2. Otherwise, once the change log holds a source transaction committed more than
 //     LandingGrace after the batch was recorded, the write cannot have committed (the
 //     source delivers in commit order), so the record is dropped and the batch is

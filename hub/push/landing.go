@@ -3,6 +3,8 @@ package push
 import (
 	"context"
 	"time"
+
+	"github.com/synchub/synchub/hub/changelog"
 )
 
 // Landing says that the write-back transaction of a batch was committed to the change
@@ -13,10 +15,10 @@ type Landing struct {
 }
 
 // Landed is called by the ingest loop after each change-log commit with the batches
-// whose transactions it held (cdc.Tx.Batch != ""). It records them, so that a re-sent
-// batch interrupted by a hub stop can learn its outcome, and wakes the pushes waiting
-// for them. It never fails: a landing it cannot record is logged, and the row index
-// still reveals it (see the package comment).
+// whose transactions it held (cdc.Tx.Batch != ""). It wakes the pushes waiting for
+// them, and, for a store that does not record batches itself (changelog.BatchVersioner),
+// records them, so that a re-sent batch interrupted by a hub stop can learn its
+// outcome. It never fails: a landing it cannot record is logged.
 func (s *Service) Landed(ctx context.Context, landings []Landing) {
 	if len(landings) == 0 {
 		return
@@ -41,6 +43,9 @@ func (s *Service) Landed(ctx context.Context, landings []Landing) {
 		delete(s.byBatch, l.Batch)
 	}
 	s.mu.Unlock()
+	if _, exact := s.store.(changelog.BatchVersioner); exact {
+		return // the change log recorded them with their versions
+	}
 	if err := s.recordLandings(ctx, landings, now); err != nil {
 		s.log.Warn("record landed push batches", "batches", len(landings), "err", err)
 	}

@@ -28,7 +28,8 @@ func DefaultMetaPath(storePath string) string {
 //     central-database write, 'done' together with the stored answer (see recoverBatch);
 //     the plan is dropped then, and the answer after push.answer_retention (Prune).
 //   - landed_batches: batch ids whose write-back transaction the ingest loop committed
-//     to the change log, and the version that holds it.
+//     to the change log, and the version that holds it, for stores that do not record
+//     that themselves (changelog.BatchVersioner; the SQLite change log does).
 //   - conflicts: the manual queue.
 //   - rejected: changes the hub did not write, for an admin to retry or discard.
 var metaSchema = []string{

@@ -8,6 +8,7 @@ import (
 
 	"github.com/synchub/synchub/cdc"
 	"github.com/synchub/synchub/hub/audit"
+	"github.com/synchub/synchub/hub/changelog"
 	"github.com/synchub/synchub/hub/syncproto"
 )
 
@@ -20,10 +21,19 @@ func (e *env) metaCount(query string, args ...any) int {
 	return n
 }
 
-// TestPrune_FinishedBatchKeepsOnlyItsAnswer: once a batch is answered its plan and its
-// landing record are gone; a landing that comes after the answer is not recorded.
+// plainStore hides the SQLite change log's batch records (changelog.BatchVersioner),
+// as a store without them would.
+type plainStore struct{ changelog.Store }
+
+// TestPrune_FinishedBatchKeepsOnlyItsAnswer: once a batch is answered its plan is gone.
+// With a store that does not record batches itself, the hub keeps the landings of
+// batches still being written (an interrupted one learns its outcome from it) and none
+// of answered batches.
 func TestPrune_FinishedBatchKeepsOnlyItsAnswer(t *testing.T) {
-	e := newEnv(t, nil)
+	e := newEnv(t, func(c *Config, d *Deps) {
+		c.WaitTimeout = 500 * time.Millisecond
+		d.Store = plainStore{d.Store}
+	})
 	e.push(syncproto.PushRequest{Edge: "till-1", BatchID: "b1", Changes: []syncproto.PushChange{insertChange(1, order(1, "a", "1.00", 1))}})
 	if n := e.metaCount(`SELECT count(*) FROM push_batches WHERE batch_id = 'b1' AND state = 'done' AND plan = '' AND response <> ''`); n != 1 {
 		t.Fatalf("answered batch record: %d rows with an answer and no plan, want 1", n)
@@ -34,6 +44,17 @@ func TestPrune_FinishedBatchKeepsOnlyItsAnswer(t *testing.T) {
 	e.svc.Landed(context.Background(), []Landing{{Batch: "b1", Version: 99}})
 	if n := e.metaCount(`SELECT count(*) FROM landed_batches`); n != 0 {
 		t.Fatalf("a landing after the answer was recorded (%d rows)", n)
+	}
+	b2 := syncproto.PushRequest{Edge: "till-1", BatchID: "b2", Changes: []syncproto.PushChange{insertChange(1, order(2, "b", "1.00", 1))}}
+	e.interruptedPush(b2, true, false)
+	if n := e.metaCount(`SELECT count(*) FROM landed_batches WHERE batch_id = 'b2'`); n != 1 {
+		t.Fatalf("the landing of the interrupted batch b2 was not recorded (%d rows)", n)
+	}
+	if r := e.push(b2).Results[0]; r.Status != syncproto.PushApplied || r.Version == 0 {
+		t.Fatalf("re-send of b2: %+v, want applied with its version", r)
+	}
+	if n := e.db.applyCount(); n != 2 {
+		t.Fatalf("%d central-database writes, want 2 (b2 not again)", n)
 	}
 }
 
